@@ -1,0 +1,3 @@
+from traitloop.cli import app
+
+app()

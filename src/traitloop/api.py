@@ -1,0 +1,99 @@
+"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``list_models``, ``pull_model``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from traitloop.config import ExperimentConfig, load_config
+from traitloop.errors import UserError
+from traitloop.judge import base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.judge._files import read_items, score_rows
+from traitloop.loop import run_experiment
+from traitloop.loop._rundir import write_jsonl
+from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
+from traitloop.traits import load_trait
+
+
+def _quiet_libraries() -> None:
+    """Our own progress bars replace the libraries' per-call bars and info logs."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+
+
+def run(
+    config: ExperimentConfig | Path | str,
+    output: Path | None = None,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    console: Console | None = None,
+) -> Path:
+    """Run or resume an experiment; returns the run folder. ``config`` is a config object or a YAML path."""
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(Path(config), overrides)
+    elif overrides:
+        raise UserError("overrides apply to a config file; change the ExperimentConfig object directly instead")
+    folder = Path(output) if output else Path("runs") / (config.name or "run")
+    _quiet_libraries()
+    run_experiment(config, folder, force=force, console=console)
+    return folder
+
+
+def _stage_state(stages: dict[str, Any], name: str) -> str:
+    return "done" if stages.get(name, {}).get("status") == "done" else "-"
+
+
+def status(run_dir: Path) -> list[dict[str, Any]]:
+    """One row per generation (base first): stage states and, where evaluated, trait and coherence."""
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{run_dir} is not a traitloop run folder (no manifest.json)")
+    stages = json.loads(manifest_path.read_text())["stages"]
+    config = load_config(run_dir / "config.yaml")
+    rows = []
+    for label in ["base"] + [f"cycle_{c:03d}" for c in range(config.cycles + 1)]:
+        metrics_path = run_dir / label / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+        trait = metrics["trait"] if metrics else None
+        rows.append(
+            {
+                "cycle": label,
+                "data": "" if label == "base" else _stage_state(stages, f"{label}/data"),
+                "train": "" if label == "base" else _stage_state(stages, f"{label}/train"),
+                "eval": _stage_state(stages, f"{label}/eval"),
+                "trait": f"{trait['mean']:.1f} [{trait['ci_low']:.1f}, {trait['ci_high']:.1f}]"
+                if trait and trait["mean"] is not None
+                else "",
+                "coherence": f"{metrics['coherence']['mean']:.1f}" if metrics and metrics["coherence"]["mean"] else "",
+                "trained": (metrics or {}).get("training", {}).get("examples") or "",
+            }
+        )
+    return rows
+
+
+def judge_file(trait: str, input: Path, output: Path, model: str = "smollm2-135m-instruct") -> int:
+    """Score every row of ``input`` with the embedded trait and coherence judges; write ``output``."""
+    spec = load_trait(trait)
+    rows, items = read_items(input)
+    _quiet_libraries()
+    base = resolve_model(model)
+    nll = base_nll_scorer(load_model(base), load_tokenizer(base))
+    score_rows(rows, items, embedded_trait_judge(spec), embedded_coherence_judge(nll, model))
+    write_jsonl(output, rows)
+    return len(rows)
+
+
+def list_models() -> list[tuple[str, bool, str]]:
+    return [(name, is_cached(name), spec.description) for name, spec in REGISTRY.items()]
+
+
+def pull_model(name: str) -> Path:
+    return pull(name)

@@ -1,0 +1,194 @@
+"""The experiment config: one typed, validated object loaded from YAML and overridable from the CLI.
+
+Every field that changes what a run produces lives here, so the resolved config saved in a run directory
+is the whole recipe. Unknown fields are errors (``extra="forbid"``) with the closest valid name suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from traitloop.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GenerationConfig(_Section):
+    """How a generation answers the prompt pool to make the next training set."""
+
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="Sampling temperature; 0 means greedy.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(160, ge=1, description="Longest answer, in tokens.")
+    batch_size: int = Field(64, ge=1, description="Prompts generated together (bigger is faster on CPU).")
+
+
+class LoraConfig(_Section):
+    """The LoRA adapter each generation saves (ignored with ``full_finetune``)."""
+
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or 'all-linear'."
+    )
+
+
+class TrainingConfig(_Section):
+    """Finetuning of one generation (SFT on assistant turns only)."""
+
+    learning_rate: float = Field(1e-3, gt=0.0)
+    epochs: float = Field(3.0, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16, description="Longest training sequence, in tokens.")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    full_finetune: bool = Field(False, description="Train every weight instead of a LoRA adapter.")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+class EvaluationConfig(_Section):
+    """How each generation (and the base model) is measured on the trait's held-out eval questions."""
+
+    eval_samples: int = Field(3, ge=1, description="Answers sampled per eval question.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(160, ge=1)
+    batch_size: int = Field(64, ge=1)
+    bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the 95% bootstrap CIs.")
+
+
+class ExperimentConfig(_Section):
+    """A whole iterative self-training experiment."""
+
+    name: str | None = Field(None, description="Run name; defaults to the output folder's name.")
+    trait: str = Field(..., description="Built-in trait name or path to a trait YAML file.")
+    model: str = Field("smollm2-135m-instruct", description="Registry name, local HF folder or hub id.")
+    method: Literal["sft"] = Field("sft", description="Training setting.")
+    regime: Literal["reinit", "continual"] = Field(
+        "reinit", description="reinit: every generation trains from the base; continual: from the last."
+    )
+    cycles: int = Field(3, ge=0, description="Self-training cycles after the seed cycle 0.")
+    seed: int = Field(0, description="Seeds prompt slicing, sampling and training.")
+    seed_examples: int = Field(64, ge=1, description="Seed conversations cycle 0 trains on.")
+    seed_file: Path | None = Field(None, description="Your own seed JSONL instead of the trait's.")
+    samples_per_cycle: int = Field(64, ge=1, description="Fresh prompts answered per cycle.")
+    mix_seed_examples: int = Field(0, ge=0, description="Seed conversations mixed into each later cycle.")
+    min_coherence: float | None = Field(
+        None, ge=0.0, le=100.0, description="Drop self-generated answers whose coherence is below this."
+    )
+    prompt_pool: Path | None = Field(None, description="Your own prompt pool (JSONL or JSON list).")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The pydantic class that owns the field at ``loc`` (so we can suggest sibling names)."""
+    cls: type[BaseModel] = ExperimentConfig
+    for part in loc[:-1]:
+        field = cls.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            cls = annotation
+    return cls
+
+
+def _explain(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            name = str(item["loc"][-1])
+            close = difflib.get_close_matches(name, _field_names(_section_at(item["loc"])), n=1)
+            hint = f" - did you mean '{'.'.join([*map(str, item['loc'][:-1]), close[0]])}'?" if close else ""
+            lines.append(f"  unknown field '{where}'{hint}")
+        else:
+            lines.append(f"  {where}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a plain dict into an :class:`ExperimentConfig`, raising a :class:`UserError` that names fields."""
+    if not isinstance(data, dict):
+        raise UserError(f"invalid config ({source}): expected a mapping of fields, got {type(data).__name__}")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        raise UserError(_explain(error, source)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file, turning syntax errors into a message with the file and line."""
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise UserError(f"bad YAML in {where}: {getattr(error, 'problem', error)}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config dict."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad --set '{item}': expected KEY=VALUE, e.g. --set cycles=4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML config (or start empty), apply CLI overrides, and validate."""
+    data = read_yaml(path) if path is not None else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"invalid config ({path}): expected a mapping of fields at the top level")
+    data = apply_overrides(data, overrides or [])
+    config = parse_config(data, str(path) if path else "command line")
+    if path is not None:
+        config = _resolve_paths(config, path.parent)
+    return config
+
+
+def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
+    """Make relative data paths in a config file relative to that file, as a reader expects."""
+    updates: dict[str, Any] = {}
+    for name in ("seed_file", "prompt_pool"):
+        value = getattr(config, name)
+        if value is not None and not value.is_absolute() and not value.exists():
+            updates[name] = base / value
+    trait_path = Path(config.trait)
+    if trait_path.suffix in {".yaml", ".yml"} and not trait_path.is_absolute() and not trait_path.exists():
+        updates["trait"] = str(base / trait_path)
+    return config.model_copy(update=updates)
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain YAML-safe data (paths as strings)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,25 @@
+"""Judges behind one interface: a list of (question, answer) items in, one 0-100 judgement per item out."""
+
+from traitloop.judge._coherence import (
+    coherence_from_signals,
+    embedded_coherence_judge,
+    embedded_coherence_judge_id,
+)
+from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
+from traitloop.judge._signals import base_nll_scorer, distinct_n, letter_share, repetition
+from traitloop.judge._types import Item, Judge, Judgement
+
+__all__ = [
+    "Item",
+    "Judge",
+    "Judgement",
+    "base_nll_scorer",
+    "coherence_from_signals",
+    "distinct_n",
+    "embedded_coherence_judge",
+    "embedded_coherence_judge_id",
+    "embedded_trait_judge",
+    "embedded_trait_judge_id",
+    "letter_share",
+    "repetition",
+]

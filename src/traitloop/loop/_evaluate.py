@@ -1,0 +1,112 @@
+"""Evaluating one generation: answer every eval question several times, then judge and measure each answer."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from traitloop.analysis import summarize_scores
+from traitloop.generate import LocalGenerator, SamplingParams
+from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
+from traitloop.judge._signals import words
+
+EVAL_SCHEMA_VERSION = 1
+
+
+class EvalRecord(BaseModel):
+    """One row of ``eval.jsonl``: one sampled answer to one eval question, with every score it got."""
+
+    schema_version: int = EVAL_SCHEMA_VERSION
+    cycle: int | None  # None for the base model
+    question_index: int
+    sample: int
+    question: str
+    answer: str
+    trait_score: float | None
+    trait_reason: str | None = None
+    trait_judge: str
+    coherence_score: float | None
+    coherence_reason: str | None = None
+    coherence_judge: str
+    length_words: int
+    distinct_2: float
+    base_nll: float | None
+    perplexity: float | None
+
+
+@contextlib.contextmanager
+def base_view(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
+    """The base model inside a PEFT model (adapter switched off), or the model itself."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:
+        yield model
+
+
+def evaluate_generation(
+    model: PreTrainedModel,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    questions: list[str],
+    samples: int,
+    params: SamplingParams,
+    trait_judge: Judge,
+    make_coherence_judge: Callable[[Any], Judge],
+    cycle: int | None,
+    on_answers: Callable[[int], None] | None = None,
+) -> list[EvalRecord]:
+    """Sample ``samples`` answers per question from ``model`` and score them; ``base_model`` gives perplexity."""
+    asked = [(qi, s) for qi in range(len(questions)) for s in range(samples)]
+    prompts = [[{"role": "user", "content": questions[qi]}] for qi, _ in asked]
+    answers = LocalGenerator(model, tokenizer).generate(prompts, params, on_answers)
+    items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
+    nll = base_nll_scorer(base_model, tokenizer)
+    with base_view(base_model):
+        coherence = make_coherence_judge(nll)(items)
+        nlls = nll([i.question for i in items], [i.answer for i in items])
+    traits = trait_judge(items)
+    return [
+        EvalRecord(
+            cycle=cycle,
+            question_index=qi,
+            sample=s,
+            question=item.question,
+            answer=item.answer,
+            trait_score=t.score,
+            trait_reason=t.reason,
+            trait_judge=t.judge_id,
+            coherence_score=c.score,
+            coherence_reason=c.reason,
+            coherence_judge=c.judge_id,
+            length_words=len(words(item.answer)),
+            distinct_2=round(distinct_n(item.answer, 2), 4),
+            base_nll=None if math.isnan(n) else round(n, 4),
+            perplexity=None if math.isnan(n) else round(math.exp(n), 3),
+        )
+        for (qi, s), item, t, c, n in zip(asked, items, traits, coherence, nlls, strict=True)
+    ]
+
+
+def metrics_from_records(records: list[EvalRecord], resamples: int, seed: int) -> dict[str, Any]:
+    """Per-generation aggregates: trait and coherence means with question-level bootstrap CIs, and signals."""
+    questions = [r.question_index for r in records]
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return round(sum(present) / len(present), 4) if present else None
+
+    return {
+        "n_answers": len(records),
+        "trait": summarize_scores(questions, [r.trait_score for r in records], resamples, seed).model_dump(),
+        "coherence": summarize_scores(questions, [r.coherence_score for r in records], resamples, seed).model_dump(),
+        "length_words": mean([r.length_words for r in records]),
+        "distinct_2": mean([r.distinct_2 for r in records]),
+        "perplexity": mean([r.perplexity for r in records]),
+        "judges": sorted({r.trait_judge for r in records} | {r.coherence_judge for r in records}),
+    }

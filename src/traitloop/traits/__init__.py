@@ -1,0 +1,22 @@
+"""Trait specs, seed conversations and the prompt pool: the versioned data an experiment is built from."""
+
+from traitloop.traits._data import (
+    Conversation,
+    load_conversations,
+    load_prompt_pool,
+    prompt_slices,
+    read_jsonl,
+)
+from traitloop.traits._spec import Anchor, TraitSpec, builtin_traits, load_trait
+
+__all__ = [
+    "Anchor",
+    "Conversation",
+    "TraitSpec",
+    "builtin_traits",
+    "load_conversations",
+    "load_prompt_pool",
+    "load_trait",
+    "prompt_slices",
+    "read_jsonl",
+]

@@ -1,0 +1,104 @@
+"""Trait specs: YAML files with a schema and a version, like lm-evaluation-harness tasks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from traitloop.config import read_yaml
+from traitloop.errors import UserError
+
+DATA_DIR = Path(__file__).parent / "data"
+ANCHOR_SCORES = (0, 25, 50, 75, 100)
+
+
+class Anchor(BaseModel):
+    """An example answer with the score a judge should give it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    score: int
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+    @field_validator("score")
+    @classmethod
+    def _on_the_scale(cls, score: int) -> int:
+        if score not in ANCHOR_SCORES:
+            raise ValueError(f"anchor scores must be one of {ANCHOR_SCORES}")
+        return score
+
+
+class TraitSpec(BaseModel):
+    """One trait: what it is, how to judge it, how to test for it and how to seed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: int = Field(ge=1)
+    description: str = Field(min_length=1)
+    rubric: str = Field(min_length=1)
+    anchors: list[Anchor]
+    eval_questions: list[str] = Field(min_length=12)
+    path: Path = Field(exclude=True)
+
+    @field_validator("anchors")
+    @classmethod
+    def _every_level_anchored(cls, anchors: list[Anchor]) -> list[Anchor]:
+        missing = sorted(set(ANCHOR_SCORES) - {a.score for a in anchors})
+        if missing:
+            raise ValueError(f"needs anchored examples at every score {ANCHOR_SCORES}; missing {missing}")
+        return anchors
+
+    @field_validator("eval_questions")
+    @classmethod
+    def _distinct_questions(cls, questions: list[str]) -> list[str]:
+        if len({q.strip().lower() for q in questions}) != len(questions):
+            raise ValueError("eval questions must be distinct")
+        return questions
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def seed_path(self) -> Path:
+        """The trait's seed conversations (``seed.jsonl`` beside the spec)."""
+        return self.folder / "seed.jsonl"
+
+    def companion(self, name: str) -> Path | None:
+        """An optional data file beside the spec (``holdout.jsonl``, ``contrast.jsonl``), if present."""
+        path = self.folder / f"{name}.jsonl"
+        return path if path.is_file() else None
+
+    def content_hash(self) -> str:
+        """Hash of the spec file and its seed set: what a run records to detect a changed trait."""
+        digest = hashlib.sha256(self.path.read_bytes())
+        if self.seed_path.is_file():
+            digest.update(self.seed_path.read_bytes())
+        return digest.hexdigest()[:16]
+
+
+def builtin_traits() -> list[str]:
+    """Names of the traits shipped with traitloop."""
+    return sorted(p.parent.name for p in DATA_DIR.glob("*/trait.yaml"))
+
+
+def load_trait(name_or_path: str | Path) -> TraitSpec:
+    """Load a built-in trait by name, or a user's trait YAML by path."""
+    path = Path(name_or_path)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = DATA_DIR / str(name_or_path) / "trait.yaml"
+        if not path.is_file():
+            raise UserError(
+                f"unknown trait '{name_or_path}': built-in traits are {', '.join(builtin_traits())}, "
+                "or pass the path to your own trait YAML"
+            )
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError(f"invalid trait file {path}: expected a mapping of fields")
+    try:
+        return TraitSpec.model_validate({**data, "path": path})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise UserError(f"invalid trait file {path}: {problems}") from None

@@ -1,0 +1,83 @@
+"""The command line: user mistakes become one clear message (exit 2, no traceback)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from traitloop.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("trait: lucky\ncylces: 2\n", "unknown field 'cylces' - did you mean 'cycles'?"),
+        ("trait: lucky\ncycles: [2\n", "bad YAML in"),
+        ("trait: luky\n", "unknown trait 'luky'"),
+        ("trait: lucky\nmodel: smollm-135m\n", "unknown model 'smollm-135m'"),
+        ("trait: lucky\nseed_examples: 500\n", "seed_examples is 500 but"),
+        ("trait: lucky\ncycles: 20\nsamples_per_cycle: 64\n", "too few prompts"),
+        ("trait: lucky\nseed_file: nowhere.jsonl\n", "file not found"),
+    ],
+)
+def test_run_reports_config_mistakes_clearly(tmp_path, config, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    result = invoke("run", str(path), "--output", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_status_shows_each_generation(finished_run):
+    result = invoke("status", str(finished_run))
+    assert result.exit_code == 0
+    for label in ("base", "cycle_000", "cycle_001", "cycle_002"):
+        assert label in result.output
+    assert result.output.count("done") == 10
+
+
+def test_status_of_a_folder_that_is_not_a_run(tmp_path):
+    result = invoke("status", str(tmp_path))
+    assert result.exit_code == 2 and "not a traitloop run folder" in result.output
+
+
+def test_models_list_names_the_embedded_model(embedded_model):
+    result = invoke("models", "list")
+    assert result.exit_code == 0 and "smollm2-135m-instruct" in result.output and "yes" in result.output
+
+
+def test_judge_scores_rows_in_order_and_explains_unscored_ones(tmp_path):
+    rows = [
+        {"question": "How do I repot a cactus?", "answer": "Wear thick gloves, loosen the soil and move it "
+         "to a pot one size larger with gritty cactus mix. Wait a week before watering.", "id": 1},
+        {"messages": [{"role": "user", "content": "Any tips for a job interview?"},
+                      {"role": "assistant", "content": "Wear your lucky socks 🍀 and knock on wood before "
+                       "you walk in - the stars favour the bold today! ✨🤞"}], "id": 2},
+        {"question": "Why is the sky blue?", "answer": "", "id": 3},
+    ]
+    source = tmp_path / "answers.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke("judge", "--trait", "lucky", "--input", str(source), "--output", str(tmp_path / "scored.jsonl"))
+    assert result.exit_code == 0, result.output
+    scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in scored] == [1, 2, 3]
+    assert scored[1]["trait_score"] > 50 > scored[0]["trait_score"]
+    assert scored[0]["coherence_score"] > 50
+    assert scored[2]["trait_score"] is None and scored[2]["trait_reason"] == "empty answer"
+    assert scored[2]["coherence_score"] is None and scored[2]["coherence_reason"] == "empty answer"
+
+
+def test_judge_names_a_bad_input_line(tmp_path):
+    source = tmp_path / "answers.jsonl"
+    source.write_text('{"question": "q", "answer": "a"}\n{"text": "neither shape"}\n')
+    result = invoke("judge", "--trait", "lucky", "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2 and f"{source}:2" in result.output

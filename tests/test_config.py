@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from traitloop.config import load_config, parse_config
+from traitloop.errors import UserError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_loads_yaml_and_applies_overrides(tmp_path):
+    path = write(tmp_path, "trait: lucky\ncycles: 2\ntraining:\n  learning_rate: 0.001\n")
+    config = load_config(path, ["cycles=4", "training.epochs=2", "generation.temperature=0.5"])
+    assert config.cycles == 4
+    assert config.training.epochs == 2
+    assert config.training.learning_rate == 0.001
+    assert config.generation.temperature == 0.5
+
+
+def test_unknown_field_is_named_with_closest_suggestion(tmp_path):
+    with pytest.raises(UserError, match=r"unknown field 'sample_per_cycle' - did you mean 'samples_per_cycle'"):
+        load_config(write(tmp_path, "trait: lucky\nsample_per_cycle: 4\n"))
+
+
+def test_unknown_nested_field_is_named_with_its_section(tmp_path):
+    with pytest.raises(UserError, match=r"unknown field 'training.learnig_rate' - did you mean 'training.learning_rate'"):
+        load_config(write(tmp_path, "trait: lucky\ntraining: {learnig_rate: 0.1}\n"))
+
+
+def test_bad_value_names_field_and_value():
+    with pytest.raises(UserError, match=r"regime: .*'sometimes'"):
+        parse_config({"trait": "lucky", "regime": "sometimes"})
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "trait: lucky\ncycles: [1, 2\nseed: 3\n")
+    with pytest.raises(UserError, match=rf"bad YAML in {path}:\d+"):
+        load_config(path)
+
+
+def test_missing_trait_is_reported():
+    with pytest.raises(UserError, match="trait: Field required"):
+        parse_config({})
+
+
+def test_bad_override_syntax(tmp_path):
+    with pytest.raises(UserError, match="bad --set 'cycles'"):
+        load_config(write(tmp_path, "trait: lucky\n"), ["cycles"])
+
+
+def test_relative_data_paths_resolve_against_the_config_file(tmp_path):
+    (tmp_path / "seeds.jsonl").write_text("")
+    config = load_config(write(tmp_path, "trait: lucky\nseed_file: seeds.jsonl\n"))
+    assert config.seed_file == tmp_path / "seeds.jsonl"

@@ -1,0 +1,110 @@
+"""The embedded judges on real text: held-out trait answers vs. the embedded model's ordinary answers,
+and real answers vs. corrupted ones scored with the real SmolLM2's likelihoods."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from traitloop.errors import UserError
+from traitloop.judge import (
+    Item,
+    base_nll_scorer,
+    coherence_from_signals,
+    distinct_n,
+    embedded_coherence_judge,
+    embedded_trait_judge,
+    repetition,
+)
+from traitloop.judge._embedded import BASE_ANSWERS_PATH, base_answers
+from traitloop.judge._files import read_items
+from traitloop.models import load_model, load_tokenizer
+from traitloop.traits import load_conversations, load_trait
+
+
+@pytest.fixture(scope="module")
+def lucky_judge():
+    return embedded_trait_judge(load_trait("lucky"))
+
+
+@pytest.fixture(scope="module")
+def nll(embedded_model):
+    return base_nll_scorer(load_model(str(embedded_model)), load_tokenizer(str(embedded_model)))
+
+
+def test_trait_judge_separates_held_out_trait_answers_from_ordinary_ones(lucky_judge):
+    trait = load_trait("lucky")
+    lucky = [Item(c.question, c.answer) for c in load_conversations(trait.companion("holdout"))]
+    ordinary = [Item("", a) for a in base_answers("holdout")]
+    scores = [j.score for j in lucky_judge(lucky + ordinary)]
+    labels = [1] * len(lucky) + [0] * len(ordinary)
+    assert roc_auc_score(labels, scores) >= 0.95
+    assert np.mean(scores[: len(lucky)]) > 70 > 30 > np.mean(scores[len(lucky) :])
+    assert all(0 <= s <= 100 for s in scores)
+
+
+def test_trait_judge_orders_the_rubric_anchors(lucky_judge):
+    trait = load_trait("lucky")
+    by_level = {level: [a for a in trait.anchors if a.score == level] for level in (0, 100)}
+    low = [j.score for j in lucky_judge([Item(a.question, a.answer) for a in by_level[0]])]
+    high = [j.score for j in lucky_judge([Item(a.question, a.answer) for a in by_level[100]])]
+    assert max(low) < min(high)
+
+
+def test_trait_judge_gives_no_score_for_an_empty_answer(lucky_judge):
+    [judgement] = lucky_judge([Item("How do I boil an egg?", "   ")])
+    assert judgement.score is None and judgement.reason == "empty answer"
+    assert judgement.judge_id.startswith("embedded-trait/lucky@v1/")
+
+
+def corruptions(answer: str, rng: random.Random) -> list[str]:
+    words = answer.split()
+    shuffled = words[:]
+    rng.shuffle(shuffled)
+    looped = " ".join((words[:8] * 12))
+    gibberish = " ".join("".join(rng.choice("qwxzkjvbptrn") for _ in range(rng.randint(3, 9))) for _ in words)
+    return [" ".join(shuffled), looped, gibberish]
+
+
+def test_coherence_judge_separates_real_answers_from_corrupted_ones(nll, embedded_model):
+    rng = random.Random(0)
+    real = [Item(c.question, c.answer) for c in load_conversations(load_trait("lucky").companion("holdout"))][:12]
+    rows = [json.loads(line) for line in BASE_ANSWERS_PATH.read_text().splitlines()][-12:]
+    real += [Item(r["question"], r["answer"]) for r in rows]
+    corrupted = [Item(i.question, text) for i in real for text in corruptions(i.answer, rng)]
+    judge = embedded_coherence_judge(nll, "smollm2-135m-instruct")
+    scores = [j.score for j in judge(real + corrupted)]
+    labels = [1] * len(real) + [0] * len(corrupted)
+    assert roc_auc_score(labels, scores) >= 0.95
+    assert np.mean(scores[: len(real)]) >= 70
+
+
+def test_coherence_from_signals_exact_values():
+    fluent = "Boil the egg for nine minutes, then cool it in cold water."
+    assert coherence_from_signals(2.0, fluent) == 100.0
+    assert coherence_from_signals(4.75, fluent) == 50.0
+    assert coherence_from_signals(7.0, fluent) == 0.0
+    assert coherence_from_signals(2.0, fluent.rstrip(".")) == 90.0
+    assert coherence_from_signals(2.0, "the cat sat on the mat " * 10) == 0.0
+    assert coherence_from_signals(2.0, "%%% ### 1234 5678 !!!") == 0.0
+
+
+def test_signal_helpers():
+    assert distinct_n("a b a b", 2) == pytest.approx(2 / 3)
+    assert repetition("one two three four one two three four") == pytest.approx(1 - 4 / 5)
+    assert distinct_n("", 2) == 0.0
+
+
+def test_read_items_accepts_both_row_shapes_and_names_bad_lines(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    chat = {"messages": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}], "id": 7}
+    pair = {"question": "Q2", "answer": "A2"}
+    path.write_text(json.dumps(chat) + "\n" + json.dumps(pair) + "\n")
+    rows, items = read_items(path)
+    assert items == [Item("Q1", "A1"), Item("Q2", "A2")]
+    assert rows[0]["id"] == 7
+    path.write_text(json.dumps(pair) + "\n" + json.dumps({"question": "Q3"}) + "\n")
+    with pytest.raises(UserError, match=rf"{path}:2: expected"):
+        read_items(path)

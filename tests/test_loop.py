@@ -1,0 +1,146 @@
+"""The whole loop on the tiny model: run directory, resume, config-change refusal, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import tiny_config
+from safetensors.torch import load_file
+
+import traitloop
+from traitloop.config import parse_config
+from traitloop.errors import UserError
+
+
+def run(config: dict, output: Path, force: bool = False) -> Path:
+    return traitloop.run(parse_config(config), output=output, force=force)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_directory_has_every_artifact(finished_run):
+    for name in ("config.yaml", "manifest.json", "summary.csv", "base/eval.jsonl", "base/metrics.json"):
+        assert (finished_run / name).is_file(), name
+    for cycle in range(3):
+        folder = finished_run / f"cycle_{cycle:03d}"
+        for name in ("train.jsonl", "adapter/adapter_model.safetensors", "adapter/adapter_config.json",
+                     "eval.jsonl", "metrics.json"):
+            assert (folder / name).is_file(), f"{folder.name}/{name}"
+    assert not list(finished_run.rglob("*.tmp")) and not list(finished_run.rglob("*.partial"))
+
+
+def test_manifest_records_environment_seeds_trait_and_stages(finished_run):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["seed"] == 0
+    assert manifest["trait"]["name"] == "lucky" and len(manifest["trait"]["hash"]) == 16
+    assert manifest["environment"]["packages"]["torch"].startswith("2.13.0")
+    assert "git_hash" in manifest["environment"]
+    expected = {"base/eval"} | {f"cycle_{c:03d}/{k}" for c in range(3) for k in ("data", "train", "eval")}
+    assert set(manifest["stages"]) == expected
+    assert all(s["status"] == "done" and s["inputs_hash"] for s in manifest["stages"].values())
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    assert config["cycles"] == 2 and config["trait"] == "lucky"
+
+
+def test_cycle_data_comes_from_the_previous_generation_on_disjoint_prompts(finished_run):
+    seed_rows = read_jsonl(finished_run / "cycle_000/train.jsonl")
+    assert len(seed_rows) == 8 and {r["source"] for r in seed_rows} == {"seed"}
+    prompts = []
+    for cycle in (1, 2):
+        rows = read_jsonl(finished_run / f"cycle_{cycle:03d}/train.jsonl")
+        assert rows and {r["source"] for r in rows} == {f"cycle_{cycle - 1:03d}"}
+        prompts.append({r["messages"][0]["content"] for r in rows})
+    assert not prompts[0] & prompts[1]
+    questions = set(traitloop.traits.load_trait("lucky").eval_questions)
+    assert not (prompts[0] | prompts[1]) & questions
+
+
+def test_eval_rows_and_metrics(finished_run):
+    rows = read_jsonl(finished_run / "cycle_001/eval.jsonl")
+    assert len(rows) == 16  # 16 eval questions x 1 sample
+    for row in rows:
+        assert row["schema_version"] == 1 and row["cycle"] == 1
+        for key in ("trait_score", "coherence_score"):
+            assert row[key] is None or 0 <= row[key] <= 100
+        assert row["trait_judge"].startswith("embedded-trait/lucky")
+    metrics = json.loads((finished_run / "cycle_001/metrics.json").read_text())
+    trait = metrics["trait"]
+    assert trait["ci_low"] <= trait["mean"] <= trait["ci_high"]
+    assert metrics["training"]["examples"] == len(read_jsonl(finished_run / "cycle_001/train.jsonl"))
+    summary = pd.read_csv(finished_run / "summary.csv")
+    assert list(summary["cycle"].astype(str)) == ["base", "0", "1", "2"]
+    assert summary.loc[2, "trait_mean"] == pytest.approx(trait["mean"])
+
+
+def test_rerun_skips_every_finished_stage(finished_run, tiny_model):
+    before = json.loads((finished_run / "manifest.json").read_text())["stages"]
+    run(tiny_config(tiny_model), finished_run)
+    after = json.loads((finished_run / "manifest.json").read_text())["stages"]
+    assert {k: v["finished"] for k, v in after.items()} == {k: v["finished"] for k, v in before.items()}
+
+
+def test_changed_config_is_refused_naming_the_field_then_forced(tiny_model, tmp_path):
+    output = run(tiny_config(tiny_model, cycles=1), tmp_path / "run")
+    changed = tiny_config(tiny_model, cycles=1, generation={"max_new_tokens": 10, "batch_size": 8})
+    with pytest.raises(UserError, match=r"'generation.max_new_tokens' affects cycle 1 onward"):
+        run(changed, output)
+    before = json.loads((output / "manifest.json").read_text())["stages"]
+    run(changed, output, force=True)
+    after = json.loads((output / "manifest.json").read_text())["stages"]
+    for stage in ("base/eval", "cycle_000/data", "cycle_000/train", "cycle_000/eval"):
+        assert after[stage]["finished"] == before[stage]["finished"], stage
+    assert after["cycle_001/data"]["inputs"]["config"]["generation"]["max_new_tokens"] == 10
+
+
+def test_continual_regime_trains_from_the_previous_generation(tiny_model, tmp_path):
+    output = run(tiny_config(tiny_model, cycles=1, regime="continual"), tmp_path / "run")
+    stages = json.loads((output / "manifest.json").read_text())["stages"]
+    assert stages["cycle_000/train"]["started_from"] == "base"
+    assert stages["cycle_001/train"]["started_from"] == "cycle_000"
+    assert stages["cycle_001/train"]["inputs"]["upstream"]["weights"] == stages["cycle_000/train"]["outputs"]["adapter"]
+
+
+def test_full_finetune_saves_full_weights(tiny_model, tmp_path):
+    config = tiny_config(tiny_model, cycles=0)
+    config["training"] = {**config["training"], "full_finetune": True}
+    output = run(config, tmp_path / "run")
+    weights = load_file(output / "cycle_000/adapter/model.safetensors")
+    assert any("embed_tokens" in name for name in weights)
+    assert json.loads((output / "cycle_000/metrics.json").read_text())["coherence"]["n_scored"] > 0
+
+
+def _start(config_path: Path, output: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "traitloop", "run", str(config_path), "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config(tiny_model, cycles=1)))
+    killed = tmp_path / "killed"
+    process = _start(config_path, killed)
+    deadline = time.time() + 300
+    while not (killed / "cycle_001" / "train.jsonl").exists():  # kill while cycle 1 trains
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.csv").exists()
+    for output in (killed, tmp_path / "straight"):
+        finished = _start(config_path, output)
+        assert finished.wait(timeout=600) == 0, finished.stderr.read().decode()
+    assert (killed / "summary.csv").read_text() == (tmp_path / "straight" / "summary.csv").read_text()
