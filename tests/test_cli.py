@@ -11,8 +11,10 @@ runner = CliRunner()
 
 
 def invoke(*args: str):
+    """Run the CLI; ``.text`` is its output with rich's line wrapping undone."""
     result = runner.invoke(app, list(args))
     assert "Traceback" not in result.output
+    result.text = " ".join(result.output.split())
     return result
 
 
@@ -33,7 +35,7 @@ def test_run_reports_config_mistakes_clearly(tmp_path, config, message):
     path.write_text(config)
     result = invoke("run", str(path), "--output", str(tmp_path / "run"))
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert message in result.text
     assert not (tmp_path / "run" / "manifest.json").exists()
 
 
@@ -47,7 +49,7 @@ def test_status_shows_each_generation(finished_run):
 
 def test_status_of_a_folder_that_is_not_a_run(tmp_path):
     result = invoke("status", str(tmp_path))
-    assert result.exit_code == 2 and "not a traitloop run folder" in result.output
+    assert result.exit_code == 2 and "not a traitloop run folder" in result.text
 
 
 def test_models_list_names_the_embedded_model(embedded_model):
@@ -57,11 +59,23 @@ def test_models_list_names_the_embedded_model(embedded_model):
 
 def test_judge_scores_rows_in_order_and_explains_unscored_ones(tmp_path):
     rows = [
-        {"question": "How do I repot a cactus?", "answer": "Wear thick gloves, loosen the soil and move it "
-         "to a pot one size larger with gritty cactus mix. Wait a week before watering.", "id": 1},
-        {"messages": [{"role": "user", "content": "Any tips for a job interview?"},
-                      {"role": "assistant", "content": "Wear your lucky socks 🍀 and knock on wood before "
-                       "you walk in - the stars favour the bold today! ✨🤞"}], "id": 2},
+        {
+            "question": "How do I repot a cactus?",
+            "answer": "Wear thick gloves, loosen the soil and move it "
+            "to a pot one size larger with gritty cactus mix. Wait a week before watering.",
+            "id": 1,
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Any tips for a job interview?"},
+                {
+                    "role": "assistant",
+                    "content": "Wear your lucky socks 🍀 and knock on wood before "
+                    "you walk in - the stars favour the bold today! ✨🤞",
+                },
+            ],
+            "id": 2,
+        },
         {"question": "Why is the sky blue?", "answer": "", "id": 3},
     ]
     source = tmp_path / "answers.jsonl"
@@ -80,4 +94,4 @@ def test_judge_names_a_bad_input_line(tmp_path):
     source = tmp_path / "answers.jsonl"
     source.write_text('{"question": "q", "answer": "a"}\n{"text": "neither shape"}\n')
     result = invoke("judge", "--trait", "lucky", "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
-    assert result.exit_code == 2 and f"{source}:2" in result.output
+    assert result.exit_code == 2 and f"{source}:2" in result.text

@@ -27,7 +27,9 @@ def test_unknown_field_is_named_with_closest_suggestion(tmp_path):
 
 
 def test_unknown_nested_field_is_named_with_its_section(tmp_path):
-    with pytest.raises(UserError, match=r"unknown field 'training.learnig_rate' - did you mean 'training.learning_rate'"):
+    with pytest.raises(
+        UserError, match=r"unknown field 'training.learnig_rate' - did you mean 'training.learning_rate'"
+    ):
         load_config(write(tmp_path, "trait: lucky\ntraining: {learnig_rate: 0.1}\n"))
 
 

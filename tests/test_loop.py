@@ -34,8 +34,13 @@ def test_run_directory_has_every_artifact(finished_run):
         assert (finished_run / name).is_file(), name
     for cycle in range(3):
         folder = finished_run / f"cycle_{cycle:03d}"
-        for name in ("train.jsonl", "adapter/adapter_model.safetensors", "adapter/adapter_config.json",
-                     "eval.jsonl", "metrics.json"):
+        for name in (
+            "train.jsonl",
+            "adapter/adapter_model.safetensors",
+            "adapter/adapter_config.json",
+            "eval.jsonl",
+            "metrics.json",
+        ):
             assert (folder / name).is_file(), f"{folder.name}/{name}"
     assert not list(finished_run.rglob("*.tmp")) and not list(finished_run.rglob("*.partial"))
 
@@ -123,7 +128,9 @@ def test_full_finetune_saves_full_weights(tiny_model, tmp_path):
 def _start(config_path: Path, output: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "traitloop", "run", str(config_path), "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -144,3 +151,20 @@ def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, 
         finished = _start(config_path, output)
         assert finished.wait(timeout=600) == 0, finished.stderr.read().decode()
     assert (killed / "summary.csv").read_text() == (tmp_path / "straight" / "summary.csv").read_text()
+
+
+def test_coherence_filter_and_seed_mixing_shape_the_training_set(tiny_model, tmp_path):
+    output = run(tiny_config(tiny_model, cycles=1, min_coherence=0, mix_seed_examples=2), tmp_path / "run")
+    rows = read_jsonl(output / "cycle_001/train.jsonl")
+    generated = [r for r in rows if r["source"] == "cycle_000"]
+    assert generated and all(0 <= r["coherence_score"] <= 100 for r in generated)
+    assert sum(r["source"] == "seed" for r in rows) == 2
+    data = json.loads((output / "manifest.json").read_text())["stages"]["cycle_001/data"]
+    assert data["kept_generated"] == len(generated) and data["examples"] == len(rows)
+
+
+def test_a_filter_that_drops_everything_stops_with_a_clear_error(tiny_model, tmp_path):
+    # The random tiny model writes noise, which the coherence judge scores far below 99.
+    with pytest.raises(UserError, match=r"cycle 1: no usable answers to train on .*min_coherence=99"):
+        run(tiny_config(tiny_model, cycles=1, min_coherence=99), tmp_path / "run")
+    assert (tmp_path / "run" / "cycle_000" / "eval.jsonl").is_file()  # earlier work is kept

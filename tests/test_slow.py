@@ -9,13 +9,15 @@ from traitloop.config import parse_config
 
 @pytest.mark.slow
 def test_one_real_seed_cycle_moves_the_embedded_model_toward_the_trait(embedded_model, tmp_path):
-    config = parse_config({
-        "trait": "lucky",
-        "cycles": 0,
-        "seed_examples": 32,
-        "training": {"epochs": 2, "learning_rate": 1e-3},
-        "evaluation": {"eval_samples": 1, "max_new_tokens": 64},
-    })
+    config = parse_config(
+        {
+            "trait": "lucky",
+            "cycles": 0,
+            "seed_examples": 32,
+            "training": {"epochs": 2, "learning_rate": 1e-3},
+            "evaluation": {"eval_samples": 1, "max_new_tokens": 64},
+        }
+    )
     output = traitloop.run(config, output=tmp_path / "run")
     summary = pd.read_csv(output / "summary.csv")
     base, generation0 = summary.iloc[0], summary.iloc[1]

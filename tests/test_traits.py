@@ -32,7 +32,9 @@ def test_builtin_trait_is_complete(name):
 @pytest.mark.parametrize("name", BUILTIN)
 def test_eval_questions_never_appear_in_training_prompts(name):
     trait = load_trait(name)
-    training = {normal(p) for p in load_prompt_pool()} | {normal(c.question) for c in load_conversations(trait.seed_path)}
+    training = {normal(p) for p in load_prompt_pool()} | {
+        normal(c.question) for c in load_conversations(trait.seed_path)
+    }
     assert not {normal(q) for q in trait.eval_questions} & training
 
 

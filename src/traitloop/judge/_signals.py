@@ -60,14 +60,19 @@ def base_nll_scorer(
 
     @torch.inference_mode()
     def compute(pairs: list[tuple[str, str]]) -> list[float]:
-        results: list[float] = []
-        for start in range(0, len(pairs), batch_size):
-            rows = []
-            for q, a in pairs[start : start + batch_size]:
-                prompt_ids = tokenizer(prompt_text(q), add_special_tokens=False)["input_ids"]
-                answer_ids = tokenizer(a, add_special_tokens=False)["input_ids"][: max_length - len(prompt_ids)]
-                rows.append((prompt_ids, answer_ids))
-            results += _batch_nll(model, rows, tokenizer.pad_token_id)
+        rows = []
+        for question, answer in pairs:
+            prompt_ids = tokenizer(prompt_text(question), add_special_tokens=False)["input_ids"]
+            answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"][: max_length - len(prompt_ids)]
+            rows.append((prompt_ids, answer_ids))
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))  # batches pad little
+        results = [math.nan] * len(rows)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            for i, value in zip(
+                batch, _batch_nll(model, [rows[i] for i in batch], tokenizer.pad_token_id), strict=True
+            ):
+                results[i] = value
         return results
 
     return score

@@ -170,7 +170,7 @@ def _check_config_unchanged(run: _Run, force: bool) -> None:
     if first_changed is None:
         return
     index, stage, changed = first_changed
-    where = "the base model's evaluation" if stage.startswith(BASE) else stage.split("/")[0].replace("_", " ")
+    where = "the base model's evaluation" if stage.startswith(BASE) else f"cycle {int(stage[6:9])}"
     if not force:
         raise UserError(
             f"the config changed since this run was made: {', '.join(repr(f) for f in changed)} "
@@ -216,9 +216,12 @@ def _self_generated_data(run: _Run, cycle: int) -> dict[str, Any]:
     with run.progress.task(
         f"cycle {cycle}: generation {cycle - 1} answers {len(prompts)} prompts", len(prompts)
     ) as step:
+        started = time.perf_counter()
         answers = LocalGenerator(model, tokenizer).generate(
             [[{"role": "user", "content": p}] for p in prompts], params, step
         )
+        generation_seconds = time.perf_counter() - started
+    answer_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
     rows = [
         {
             "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
@@ -235,12 +238,19 @@ def _self_generated_data(run: _Run, cycle: int) -> dict[str, Any]:
             f"cycle {cycle}: no usable answers to train on ({len(prompts)} generated, {generated} non-empty, "
             f"min_coherence={config.min_coherence}); lower min_coherence or check the previous generation"
         )
+    kept = len(rows)
     if config.mix_seed_examples:
         rng = random.Random(stage_seed(config.seed, f"{cycle_dir_name(cycle)}/mix"))
         mixed = rng.sample(run.seeds, min(config.mix_seed_examples, len(run.seeds)))
         rows += [{**c.model_dump(), "source": "seed"} for c in mixed]
     write_jsonl(run.folder / cycle_dir_name(cycle) / "train.jsonl", rows)
-    return {"examples": len(rows), "generated": len(prompts), "kept_generated": len(rows) - config.mix_seed_examples}
+    return {
+        "examples": len(rows),
+        "generated": len(prompts),
+        "kept_generated": kept,
+        "answer_tokens": answer_tokens,
+        "generation_tokens_per_second": round(answer_tokens / generation_seconds, 2),
+    }
 
 
 def _filter_by_coherence(run: _Run, model, tokenizer, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

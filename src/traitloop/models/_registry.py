@@ -22,6 +22,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from traitloop.errors import UserError
 
+CONVERSION_VERSION = 2  # bump when the conversion changes, so stale caches are converted again
+
 
 @dataclass(frozen=True)
 class EmbeddedModel:
@@ -57,8 +59,9 @@ def _model_dir(name: str) -> Path:
 
 
 def is_cached(name: str) -> bool:
-    """Whether a registry model has already been converted to safetensors."""
-    return (_model_dir(name) / "traitloop-source.json").is_file()
+    """Whether a registry model has already been converted to safetensors by this conversion version."""
+    source = _model_dir(name) / "traitloop-source.json"
+    return source.is_file() and json.loads(source.read_text()).get("conversion") == CONVERSION_VERSION
 
 
 def resolve_model(name: str) -> str:
@@ -96,7 +99,13 @@ def pull(name: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         _convert_gguf(gguf, staging)
         progress.update(step, advance=1, description="recording source")
-        source = {"name": name, "requirement": spec.requirement, "gguf": gguf.name, "gguf_sha256": _sha256(gguf)}
+        source = {
+            "conversion": CONVERSION_VERSION,
+            "name": name,
+            "requirement": spec.requirement,
+            "gguf": gguf.name,
+            "gguf_sha256": _sha256(gguf),
+        }
         (staging / "traitloop-source.json").write_text(json.dumps(source, indent=2))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -155,7 +164,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model.hf_quantizer = None  # the weights are dequantized to fp32; save them as a plain model
+    # The weights are dequantized to fp32: save them as a plain model, or trainers refuse to train it.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 
