@@ -19,9 +19,13 @@ from traitloop.traits import load_trait
 
 
 def _quiet_libraries() -> None:
-    """Our own progress bars replace the libraries' per-call bars and info logs."""
+    """Our own progress bars replace the libraries' per-call bars, info logs and deprecation notices."""
+    import warnings
+
     import datasets
     import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
