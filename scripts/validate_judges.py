@@ -57,8 +57,10 @@ def main() -> None:
         scores = [j.score for j in judge([Item(i.question, corrupt(i.answer, kind, rng)) for i in real])]
         everything += scores
         auroc = roc_auc_score([1] * len(real) + [0] * len(scores), real_scores + scores)
-        print(f"{kind:<16} {auroc:>6.3f}  (mean real {sum(real_scores) / len(real):.1f}, "
-              f"corrupted {sum(scores) / len(scores):.1f})")
+        print(
+            f"{kind:<16} {auroc:>6.3f}  (mean real {sum(real_scores) / len(real):.1f}, "
+            f"corrupted {sum(scores) / len(scores):.1f})"
+        )
     auroc = roc_auc_score([1] * len(real) + [0] * len(everything), real_scores + everything)
     print(f"{'all corruptions':<16} {auroc:>6.3f}")
 
