@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
@@ -26,6 +27,7 @@ def test_sft_logs_the_loss_and_changes_every_adapter_weight(tiny_model, tmp_path
     before = adapter_state(_trainable_model(str(tiny_model), CONFIG, None, seed=3, trust=False))
     result = train_sft(str(tiny_model), seeds(), tmp_path / "adapter", CONFIG, seed=3)
     assert result.steps == 2 and result.examples == 8
+    assert result.examples_per_second == pytest.approx(8 * 1 / result.seconds)
     assert len(result.losses) == 2 and all(math.isfinite(loss) and loss > 0 for loss in result.losses)
     after = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     assert set(after) == set(before) and before

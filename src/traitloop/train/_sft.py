@@ -30,13 +30,15 @@ class TrainResult:
     """What a training stage reports: enough to see that training happened and how fast."""
 
     examples: int
+    epochs: float
     steps: int
     seconds: float
     losses: list[float] = field(default_factory=list)
 
     @property
     def examples_per_second(self) -> float:
-        return self.examples / self.seconds if self.seconds else 0.0
+        """Training throughput: examples processed (each epoch counted) per second."""
+        return self.examples * self.epochs / self.seconds if self.seconds else 0.0
 
 
 class _StepCallback(TrainerCallback):
@@ -126,4 +128,10 @@ def train_sft(
     shutil.rmtree(output_dir, ignore_errors=True)
     (scratch / "weights").rename(output_dir)
     shutil.rmtree(scratch, ignore_errors=True)
-    return TrainResult(examples=len(conversations), steps=trainer.state.global_step, seconds=seconds, losses=losses)
+    return TrainResult(
+        examples=len(conversations),
+        epochs=config.epochs,
+        steps=trainer.state.global_step,
+        seconds=seconds,
+        losses=losses,
+    )
