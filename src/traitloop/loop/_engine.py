@@ -63,6 +63,12 @@ def cycle_dir_name(cycle: int) -> str:
     return f"cycle_{cycle:03d}"
 
 
+def stage_cycle(stage: str) -> int | None:
+    """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
+    folder = stage.split("/")[0]
+    return None if folder == BASE else int(folder.removeprefix("cycle_"))
+
+
 def stage_seed(seed: int, stage: str) -> int:
     """A per-stage seed: fixed by the run's seed and the stage's name, independent of run order."""
     return zlib.crc32(f"{seed}:{stage}".encode())
@@ -112,7 +118,7 @@ class _Run:
 def _config_inputs(run: _Run, stage: str) -> dict[str, Any]:
     """The config values a stage depends on, by field name, so a change can be reported by name."""
     c = config_to_dict(run.config)
-    cycle = None if stage.startswith(BASE) else int(stage.split("/")[0].removeprefix("cycle_"))
+    cycle = stage_cycle(stage)
     kind = stage.split("/")[1]
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
@@ -170,7 +176,8 @@ def _check_config_unchanged(run: _Run, force: bool) -> None:
     if first_changed is None:
         return
     index, stage, changed = first_changed
-    where = "the base model's evaluation" if stage.startswith(BASE) else f"cycle {int(stage[6:9])}"
+    cycle = stage_cycle(stage)
+    where = "the base model's evaluation" if cycle is None else f"cycle {cycle}"
     if not force:
         raise UserError(
             f"the config changed since this run was made: {', '.join(repr(f) for f in changed)} "
@@ -182,8 +189,7 @@ def _check_config_unchanged(run: _Run, force: bool) -> None:
 
 
 def _recorded_cycles(manifest: Manifest) -> int:
-    cycles = [int(s.split("/")[0].removeprefix("cycle_")) for s in manifest.stages if s.startswith("cycle_")]
-    return max(cycles, default=0)
+    return max((c for c in map(stage_cycle, manifest.stages) if c is not None), default=0)
 
 
 def _run_stage(run: _Run, stage: str, upstream: dict[str, str], outputs: list[str], work) -> dict[str, Any]:
