@@ -1,4 +1,5 @@
-"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``list_models``, ``pull_model``."""
+"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``report``, ``verdict``, ``list_models``,
+``pull_model``."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 from rich.console import Console
 
+from traitloop._atomic import write_jsonl
+from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_run, write_report
 from traitloop.config import ExperimentConfig, load_config
 from traitloop.errors import UserError
 from traitloop.judge import base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._files import read_items, score_rows
 from traitloop.loop import run_experiment
-from traitloop.loop._rundir import write_jsonl
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
 from traitloop.traits import load_trait
 
@@ -93,6 +95,23 @@ def judge_file(trait: str, input: Path, output: Path, model: str = "smollm2-135m
     score_rows(rows, items, embedded_trait_judge(spec), embedded_coherence_judge(nll, model))
     write_jsonl(output, rows)
     return len(rows)
+
+
+def report(
+    run_dirs: list[Path], output: Path | None = None, compare: bool = False, thresholds: Thresholds | None = None
+) -> Report:
+    """Write the HTML report (and plots, Parquet table) for one run, or a comparison of several."""
+    if not run_dirs:
+        raise UserError("report needs at least one run folder")
+    runs = [load_run(folder) for folder in run_dirs]
+    if output is None:
+        output = Path("compare.html") if compare or len(runs) > 1 else Path(run_dirs[0]) / "report.html"
+    return write_report(runs, Path(output), thresholds)
+
+
+def verdict(run_dir: Path, thresholds: Thresholds | None = None) -> RunVerdict:
+    """Did the trait amplify in this run? Every test, statistic and threshold behind the answer."""
+    return analyze_run(load_run(run_dir), thresholds)
 
 
 def list_models() -> list[tuple[str, bool, str]]:

@@ -1,4 +1,4 @@
-"""The ``traitloop`` command line: run | status | judge | models. Each command is a thin call into the API."""
+"""The ``traitloop`` command line: run | status | judge | report | verdict | models; thin calls into the API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from traitloop import api
+from traitloop.analysis import Thresholds
 from traitloop.errors import UserError
 
 app = typer.Typer(help="Does self-training amplify a behavioural trait?", no_args_is_help=True)
@@ -66,6 +67,56 @@ def judge(
     except UserError as error:
         _fail(error)
     console.print(f"scored {count} rows into {output}")
+
+
+Delta = Annotated[float, typer.Option(help="Points the trait must rise to count as amplified.")]
+Slope = Annotated[float, typer.Option(help="Mean prefix slope (points/cycle) that counts as amplified.")]
+LateCycle = Annotated[int, typer.Option(help="First cycle test (c) looks at.")]
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to compare.")],
+    compare: Annotated[bool, typer.Option(help="Side-by-side report even for one run.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    delta: Delta = 15.0,
+    slope: Slope = 1.67,
+    late_cycle: LateCycle = 4,
+) -> None:
+    """Write an HTML report with the verdict, statistics, plots and a sample browser."""
+    thresholds = Thresholds(delta=delta, slope=slope, late_cycle=late_cycle)
+    try:
+        written = api.report(runs, output=output, compare=compare, thresholds=thresholds)
+    except UserError as error:
+        _fail(error)
+    for verdict in written.comparison.runs:
+        console.print(f"{verdict.run}: [bold]{verdict.verdict}[/]", highlight=False)
+    console.print(f"report: {written.html}\nplots: {written.plots[0].parent}\ntable: {written.table}")
+
+
+@app.command()
+def verdict(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the full verdict as JSON.")] = False,
+    delta: Delta = 15.0,
+    slope: Slope = 1.67,
+    late_cycle: LateCycle = 4,
+) -> None:
+    """Did the trait amplify, decay or stay put? Each test with its value and threshold."""
+    try:
+        result = api.verdict(run_dir, Thresholds(delta=delta, slope=slope, late_cycle=late_cycle))
+    except UserError as error:
+        _fail(error)
+    if json_:
+        print(result.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{result.run} ({result.setting}): {result.verdict}")
+    for column in ("test", "value", "threshold", "passed"):
+        table.add_column(column)
+    for test in result.amplification_tests + result.decay_tests:
+        value = "n/a" if test.value is None else f"{test.value:.2f}"
+        table.add_row(test.name, value, f"{test.threshold:g}", {True: "yes", False: "no", None: "n/a"}[test.passed])
+    console.print(table)
 
 
 @models_app.command("list")

@@ -1,7 +1,8 @@
 """Per-cycle means with 95% bootstrap confidence intervals that resample questions.
 
 Several answers to one question are not independent draws, so the bootstrap resamples questions (each
-question's mean score) rather than individual answers; the point estimate is the mean of question means.
+question's mean score) rather than individual answers; the point estimate is the mean of question means, and
+the standard error is the spread of question means over the square root of their count.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class ScoreSummary(BaseModel):
     mean: float | None
     ci_low: float | None
     ci_high: float | None
+    se: float | None = None
     n_scored: int
     n_questions: int
 
@@ -36,13 +38,14 @@ def summarize_scores(
         return ScoreSummary(mean=None, ci_low=None, ci_high=None, n_scored=0, n_questions=0)
     mean = round(float(means.mean()), 4)
     if len(means) == 1 or np.ptp(means) == 0:
-        return ScoreSummary(mean=mean, ci_low=mean, ci_high=mean, n_scored=scored, n_questions=len(means))
+        return ScoreSummary(mean=mean, ci_low=mean, ci_high=mean, se=0.0, n_scored=scored, n_questions=len(means))
     result = bootstrap((means,), np.mean, n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return ScoreSummary(
         mean=mean,
         ci_low=round(float(low), 4),
         ci_high=round(float(high), 4),
+        se=round(float(means.std(ddof=1) / math.sqrt(len(means))), 4),
         n_scored=scored,
         n_questions=len(means),
     )

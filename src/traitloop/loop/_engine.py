@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
+from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams
@@ -34,16 +35,7 @@ from traitloop.judge import (
 )
 from traitloop.loop._evaluate import base_view, evaluate_generation, metrics_from_records
 from traitloop.loop._progress import StageProgress
-from traitloop.loop._rundir import (
-    Manifest,
-    atomic_write_json,
-    atomic_write_text,
-    content_hash,
-    environment,
-    save_config,
-    value_hash,
-    write_jsonl,
-)
+from traitloop.loop._rundir import Manifest, content_hash, environment, save_config, value_hash
 from traitloop.models import is_adapter, load_model, load_tokenizer, resolve_model
 from traitloop.train import train_sft
 from traitloop.traits import (

@@ -1,0 +1,153 @@
+"""The HTML report: one self-contained file (plots inlined) with the verdict, statistics, plots and samples."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from traitloop._atomic import atomic_write_bytes, atomic_write_text
+from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs
+from traitloop.analysis._load import RunResults, runs_table
+from traitloop.analysis._plots import plot_cobweb, plot_runs_overlaid, plot_scores_by_cycle, plot_tradeoff
+from traitloop.analysis._verdict import Thresholds
+
+CONFIG_KEYS = (
+    "run",
+    "trait",
+    "method",
+    "regime",
+    "model",
+    "cycles",
+    "seed",
+    "seed_examples",
+    "samples_per_cycle",
+    "learning_rate",
+    "epochs",
+    "weights",
+    "git",
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``traitloop report`` wrote."""
+
+    html: Path
+    plots: list[Path]
+    table: Path
+    comparison: Comparison
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _ci(mean: float | None, low: float | None, high: float | None, digits: int = 1) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{_fmt(mean, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def _ci_pair(value: float | None, interval: tuple[float, float] | None, digits: int = 1) -> str:
+    return _ci(value, *(interval or (None, None)), digits) if interval else (_fmt(value, digits) or "n/a")
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.0f}%"
+
+
+def _config_row(run: RunResults) -> dict[str, Any]:
+    c = run.config
+    return {
+        "run": run.name, "trait": c.trait, "method": c.method, "regime": c.regime, "model": c.model,
+        "cycles": c.cycles, "seed": c.seed, "seed_examples": c.seed_examples,
+        "samples_per_cycle": c.samples_per_cycle, "learning_rate": c.training.learning_rate,
+        "epochs": c.training.epochs, "weights": "full" if c.training.full_finetune else f"LoRA r{c.training.lora.r}",
+        "git": (run.manifest.get("environment", {}).get("git_hash") or "")[:10],
+    }  # fmt: skip
+
+
+def _samples(runs: list[RunResults]) -> list[dict[str, Any]]:
+    samples = []
+    for run in runs:
+        for row in run.evals.itertuples(index=False):
+            base = pd.isna(row.cycle)
+            samples.append({
+                "run": run.name, "order": -1 if base else int(row.cycle),
+                "generation": "base" if base else int(row.cycle), "question": row.question, "answer": row.answer,
+                "trait": None if pd.isna(row.trait_score) else float(row.trait_score),
+                "coherence": None if pd.isna(row.coherence_score) else float(row.coherence_score),
+            })  # fmt: skip
+    return samples
+
+
+CAPTIONS = {
+    "scores_by_cycle": "Trait and coherence by cycle, 95% CI bands; dashed: the base model.",
+    "runs_overlaid": "Every run's trait and coherence by cycle, coloured by setting; line style: replicate.",
+    "tradeoff": "Trait change against coherence change from the base model, one point per generation.",
+}
+
+
+def _draw_plots(comparison: Comparison, folder: Path) -> list[tuple[Path, str]]:
+    """Every plot for these runs, with its caption; one scores-by-cycle plot for a single run, overlays for many."""
+    runs = comparison.runs
+    if len(runs) == 1:
+        first = plot_scores_by_cycle(runs[0], folder / "scores_by_cycle.png")
+    else:
+        first = plot_runs_overlaid(runs, folder / "runs_overlaid.png")
+    plots = [(first, CAPTIONS[first.stem]), (plot_tradeoff(runs, folder / "tradeoff.png"), CAPTIONS["tradeoff"])]
+    for i, setting in enumerate(comparison.settings):
+        members = [v for v in runs if v.setting == setting.setting]
+        cobweb = plot_cobweb(setting, members, folder / f"cobweb_{i}.png")
+        plots.append((cobweb, f"Cobweb plot of the fitted attractor map for {setting.setting}."))
+    return plots
+
+
+def render_html(title: str, comparison: Comparison, runs: list[RunResults], plots: list[tuple[Path, str]]) -> str:
+    """The report page; every model answer is HTML-escaped (autoescape), every plot inlined as base64."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("traitloop.analysis", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    template = environment.get_template("report.html.j2")
+    return template.render(
+        title=title,
+        version=version("traitloop"),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        thresholds=comparison.thresholds,
+        comparison=comparison,
+        plots=[{"data": base64.b64encode(path.read_bytes()).decode(), "caption": caption} for path, caption in plots],
+        config_keys=CONFIG_KEYS,
+        configs=[_config_row(run) for run in runs],
+        samples=_samples(runs),
+        fmt=_fmt,
+        ci=_ci,
+        ci_pair=_ci_pair,
+        pct=_pct,
+    )
+
+
+def write_report(runs: list[RunResults], output: Path, thresholds: Thresholds | None = None) -> Report:
+    """Analyse ``runs``, draw the plots beside ``output`` and write the HTML and a per-(run, cycle) Parquet table."""
+    comparison = compare_runs(runs, thresholds)
+    plots_folder = output.parent / ("plots" if len(runs) == 1 else f"{output.stem}_plots")
+    plots = _draw_plots(comparison, plots_folder)
+    title = f"traitloop report: {runs[0].name}" if len(runs) == 1 else f"traitloop comparison of {len(runs)} runs"
+    atomic_write_text(output, render_html(title, comparison, runs, plots))
+    table_path = output.parent / ("summary.parquet" if len(runs) == 1 else f"{output.stem}.parquet")
+    atomic_write_bytes(table_path, runs_table(runs).to_parquet(index=False))
+    return Report(html=output, plots=[path for path, _ in plots], table=table_path, comparison=comparison)
+
+
+def verdict_of(run: RunResults, thresholds: Thresholds | None = None) -> RunVerdict:
+    """The machine-readable verdict on one run (what ``traitloop verdict --json`` prints)."""
+    return analyze_run(run, thresholds)

@@ -1,0 +1,70 @@
+"""Run folders with hand-made scores, so analysis can be checked against exact expected values.
+
+Each generation's answers get ``mean + noise`` (noise drawn per question, shared by its samples, since
+answers to one question are correlated), written as a real ``eval.jsonl`` next to a real config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from traitloop._atomic import atomic_write_json, write_jsonl
+from traitloop.config import parse_config
+from traitloop.loop._evaluate import EvalRecord
+from traitloop.loop._rundir import save_config
+
+
+def write_run(
+    folder: Path,
+    trait: list[float],
+    coherence: list[float] | None = None,
+    questions: int = 16,
+    samples: int = 3,
+    noise: float = 0.0,
+    seed: int = 0,
+    **config: object,
+) -> Path:
+    """A run folder whose ``trait`` (and ``coherence``) means are given base model first, then cycles 0, 1, …"""
+    coherence = coherence or [90.0] * len(trait)
+    rng = np.random.default_rng(seed)
+    settings = parse_config({"trait": "lucky", "cycles": len(trait) - 2, "seed": seed, **config})
+    save_config(folder / "config.yaml", settings.model_dump(mode="json"))
+    atomic_write_json(folder / "manifest.json", {"manifest_version": 1, "environment": {"git_hash": "0" * 40}})
+    for position, (trait_mean, coherence_mean) in enumerate(zip(trait, coherence, strict=True)):
+        cycle = None if position == 0 else position - 1
+        shifts = rng.normal(0.0, noise, size=questions) if noise else np.zeros(questions)
+        rows = [
+            _record(cycle, q, s, float(np.clip(trait_mean + shifts[q], 0, 100)), float(coherence_mean))
+            for q in range(questions)
+            for s in range(samples)
+        ]
+        write_jsonl(folder / ("base" if cycle is None else f"cycle_{cycle:03d}") / "eval.jsonl", rows)
+    return folder
+
+
+def _record(cycle: int | None, question: int, sample: int, trait: float, coherence: float) -> dict:
+    return EvalRecord(
+        cycle=cycle,
+        question_index=question,
+        sample=sample,
+        question=f"Question {question}?",
+        answer=f"Answer {sample} to question {question}, generation {cycle}.",
+        trait_score=trait,
+        trait_judge="synthetic",
+        coherence_score=coherence,
+        coherence_judge="synthetic",
+        length_words=8,
+        distinct_2=1.0,
+        base_nll=None,
+        perplexity=None,
+    ).model_dump()
+
+
+def attractor_chain(start: float, intercept: float, slope: float, cycles: int) -> list[float]:
+    """v(0) = start, v(t+1) = intercept + slope·v(t): a trajectory with a known attractor."""
+    values = [start]
+    for _ in range(cycles):
+        values.append(intercept + slope * values[-1])
+    return values

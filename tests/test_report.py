@@ -1,0 +1,125 @@
+"""The report: a self-contained HTML file and PNG plots, opened in headless Chromium like a reader would."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from synthetic_runs import attractor_chain, write_run
+from typer.testing import CliRunner
+
+from traitloop.analysis import load_run, write_report
+from traitloop.cli import app
+
+ARTIFACTS = Path(os.environ.get("TRAITLOOP_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HOSTILE_ANSWER = "<script>window.hacked = 1</script> & lucky"
+
+
+@pytest.fixture()
+def two_settings(tmp_path: Path) -> list[Path]:
+    """Two seeds of an amplifying setting and one decaying run: enough for every section of a comparison."""
+    folders = [
+        write_run(tmp_path / f"amp-s{s}", [15.0, *attractor_chain(30.0, 20.0, 0.9, 5)], noise=3.0, seed=s)
+        for s in range(2)
+    ]
+    folders.append(write_run(tmp_path / "decay", [15.0, *attractor_chain(60.0, 5.0, 0.6, 5)], regime="continual"))
+    eval_file = folders[0] / "cycle_002" / "eval.jsonl"
+    eval_file.write_text(eval_file.read_text().replace("Answer 0 to question 3,", HOSTILE_ANSWER.replace('"', "")))
+    return folders
+
+
+def test_single_run_report_writes_html_plots_and_table(tmp_path: Path) -> None:
+    folder = write_run(tmp_path / "run", [10.0, 20.0, 25.0, 30.0, 36.0, 41.0, 45.0], noise=2.0)
+    report = write_report([load_run(folder)], folder / "report.html")
+    assert report.html == folder / "report.html"
+    assert sorted(p.name for p in (folder / "plots").iterdir()) == [
+        "cobweb_0.png",
+        "scores_by_cycle.png",
+        "tradeoff.png",
+    ]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in report.plots)
+    html = report.html.read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert not re.search(r'(src|href)="(?!data:)', html), "the report must not load anything from outside"
+    assert "amplified" in html
+    assert (folder / "summary.parquet").is_file()
+
+
+def test_model_answers_are_escaped(two_settings: list[Path], tmp_path: Path) -> None:
+    html = write_report([load_run(f) for f in two_settings], tmp_path / "cmp.html").html.read_text()
+    assert "&lt;script&gt;window.hacked" in html
+    assert "<script>window.hacked" not in html
+
+
+def test_report_of_a_real_run(finished_run: Path) -> None:
+    report = write_report([load_run(finished_run)], finished_run / "report.html")
+    assert report.comparison.runs[0].cycles[0]["trait_n_scored"] > 0
+    assert "Sample browser" in report.html.read_text()
+
+
+def test_cli_report_compare_and_verdict_json(two_settings: list[Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cmp.html"
+    result = runner.invoke(app, ["report", *map(str, two_settings), "-o", str(out), "--delta", "10"])
+    assert result.exit_code == 0, result.output
+    assert "amp-s0: amplified" in result.output and "decay: decayed" in result.output
+    assert (tmp_path / "cmp_plots" / "runs_overlaid.png").is_file()
+    assert (tmp_path / "cmp.parquet").is_file()
+    assert "2 of 2" in out.read_text()  # both seeds of the amplifying setting replicate
+
+    result = runner.invoke(app, ["verdict", str(two_settings[2]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"verdict": "decayed"' in result.output and '"delta": 15.0' in result.output
+
+
+def test_cli_report_on_a_missing_run_names_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "nope is not a traitloop run folder" in " ".join(result.output.split())
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("TRAITLOOP_REQUIRE_BROWSER"), reason="Debian chromium not installed"
+)
+def test_report_renders_in_chromium_and_the_sample_browser_filters(two_settings: list[Path], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    report = write_report([load_run(f) for f in two_settings], tmp_path / "cmp.html")
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(report.html.as_uri())
+        total = len(two_settings) * 7 * 16 * 3
+        assert page.inner_text("#sample-count") == f"{total} of {total} answers shown"
+        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        assert page.evaluate("window.hacked === undefined")
+
+        page.fill("#sample-search", "answer 2 to question 7,")
+        assert page.inner_text("#sample-count") == f"{len(two_settings) * 7} of {total} answers shown"
+        page.fill("#sample-search", "")
+        page.click("#samples th:nth-child(5)")  # trait, ascending
+        page.click("#samples th:nth-child(5)")  # trait, descending
+        first_trait = float(page.inner_text("#samples tbody tr:first-child td:nth-child(5)"))
+        assert first_trait == max(
+            float(x)
+            for x in page.eval_on_selector_all(
+                "#samples tbody td:nth-child(5)", "cells => cells.map(c => c.textContent)"
+            )
+        )
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-samples.png"))
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / "report-top.png"))
+        browser.close()
+    assert errors == []
