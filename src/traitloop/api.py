@@ -1,9 +1,10 @@
-"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``report``, ``verdict``, ``list_models``,
-``pull_model``."""
+"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``report``, ``verdict``, ``sweep``,
+``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ from traitloop.judge import base_nll_scorer, embedded_coherence_judge, embedded_
 from traitloop.judge._files import read_items, score_rows
 from traitloop.loop import run_experiment
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
-from traitloop.traits import load_trait
+from traitloop.sweep import Calibration, RunOutcome, run_sweep
+from traitloop.sweep import calibrate as run_calibration
+from traitloop.sweep import sweep_status as sweep_status
+from traitloop.traits import load_conversations, load_trait
 
 
 def _quiet_libraries() -> None:
@@ -112,6 +116,43 @@ def report(
 def verdict(run_dir: Path, thresholds: Thresholds | None = None) -> RunVerdict:
     """Did the trait amplify in this run? Every test, statistic and threshold behind the answer."""
     return analyze_run(load_run(run_dir), thresholds)
+
+
+def sweep(
+    sweep_file: Path,
+    executor: str = "local",
+    address: str | None = None,
+    output: Path | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Run a sweep (YAML or folder): finished runs skipped, others run or resumed; one outcome per run."""
+    _quiet_libraries()
+    return run_sweep(Path(sweep_file), executor, address, output, on_outcome)
+
+
+def calibrate(
+    config: ExperimentConfig | Path | str,
+    target: tuple[float, float],
+    output: Path | None = None,
+    low: int = 1,
+    high: int | None = None,
+    max_probes: int = 8,
+    overrides: list[str] | None = None,
+    console: Console | None = None,
+) -> Calibration:
+    """Binary-search ``seed_examples`` so generation 0's trait mean lands in ``target``; see ``calibration.json``.
+
+    ``high`` defaults to every seed conversation available; ``output`` to ``sweeps/<config name>``.
+    """
+    if not isinstance(config, ExperimentConfig):
+        path = Path(config)
+        config = load_config(path, overrides)
+        output = output or Path("sweeps") / (config.name or path.stem)
+    output = output or Path("sweeps") / (config.name or "calibration")
+    if high is None:
+        high = len(load_conversations(config.seed_file or load_trait(config.trait).seed_path))
+    _quiet_libraries()
+    return run_calibration(config, target, Path(output), low, high, max_probes, console)
 
 
 def list_models() -> list[tuple[str, bool, str]]:

@@ -172,11 +172,11 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> Experi
     data = apply_overrides(data, overrides or [])
     config = parse_config(data, str(path) if path else "command line")
     if path is not None:
-        config = _resolve_paths(config, path.parent)
+        config = resolve_paths(config, path.parent)
     return config
 
 
-def _resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
+def resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     """Make relative data paths in a config file relative to that file, as a reader expects."""
     updates: dict[str, Any] = {}
     for name in ("seed_file", "prompt_pool"):

@@ -1,0 +1,23 @@
+"""Sweeps: a grid over experiment settings, expanded into named runs and executed locally or on Ray."""
+
+from traitloop.sweep._calibrate import Calibration, Probe, calibrate, search_seed_examples
+from traitloop.sweep._executors import RunOutcome
+from traitloop.sweep._run import is_finished, run_sweep, sweep_status
+from traitloop.sweep._spec import PlannedRun, RayOptions, Sweep, SweepConfig, load_sweep, run_name
+
+__all__ = [
+    "Calibration",
+    "Probe",
+    "calibrate",
+    "search_seed_examples",
+    "PlannedRun",
+    "RayOptions",
+    "RunOutcome",
+    "Sweep",
+    "SweepConfig",
+    "is_finished",
+    "load_sweep",
+    "run_name",
+    "run_sweep",
+    "sweep_status",
+]

@@ -1,0 +1,163 @@
+"""Running a sweep and reading its state: which runs are finished, which failed and why, how far each got.
+
+The sweep folder holds ``sweep.yaml`` (the sweep with its base inlined, so the folder stands alone),
+``runs/<run>/`` (ordinary run folders), ``logs/<run>.log`` and ``sweep.json`` (each run's last outcome).
+A run counts as finished when its folder holds the same config and its last evaluation is done; finished runs
+are skipped, the others are handed to the executor, and ``traitloop.run`` resumes them where they stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from traitloop._atomic import atomic_write_json, atomic_write_text
+from traitloop.config import ExperimentConfig, config_to_dict
+from traitloop.errors import UserError
+from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
+from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
+
+Executor = Literal["local", "ray"]
+STATE_FILE = "sweep.json"
+
+
+def last_stage(config: ExperimentConfig) -> str:
+    return f"cycle_{config.cycles:03d}/eval"
+
+
+def _stages(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
+    return json.loads(path.read_text()).get("stages", {}) if path.is_file() else {}
+
+
+def is_finished(folder: Path, config: ExperimentConfig) -> bool:
+    """Finished: made from this very config, its last evaluation done and its summary written."""
+    config_path = folder / "config.yaml"
+    if not config_path.is_file() or yaml.safe_load(config_path.read_text()) != config_to_dict(config):
+        return False
+    done = _stages(folder).get(last_stage(config), {}).get("status") == "done"
+    return done and (folder / "summary.csv").is_file()
+
+
+def _read_state(folder: Path) -> dict[str, Any]:
+    path = folder / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+
+
+class _StateWriter:
+    """Records each run's outcome in ``sweep.json`` as it arrives, so a killed sweep still says what happened."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+        self.state = _read_state(sweep.folder)
+        self.state["sweep"] = sweep.name
+        self.values = {run.name: run.values for run in sweep.runs}
+
+    def record(self, outcome: RunOutcome) -> None:
+        self.state["runs"][outcome.name] = {
+            "values": self.values[outcome.name],
+            "status": outcome.status,
+            "error": outcome.error,
+            "seconds": outcome.seconds,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        atomic_write_json(self.sweep.folder / STATE_FILE, self.state)
+
+
+def _job(sweep: Sweep, run: PlannedRun) -> RunJob:
+    folder = sweep.run_folder(run).resolve()
+    log = (sweep.folder / "logs" / f"{run.name}.log").resolve()
+    return RunJob(run.name, config_to_dict(run.config), folder, log)
+
+
+def run_sweep(
+    path: Path,
+    executor: Executor = "local",
+    address: str | None = None,
+    output: Path | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Run every unfinished run of a sweep (a sweep YAML or folder); returns one outcome per run, in grid order."""
+    sweep = load_sweep(path, output)
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sweep.folder / SWEEP_FILE, yaml.safe_dump(sweep.saved(), sort_keys=False))
+    writer = _StateWriter(sweep)
+    outcomes: dict[str, RunOutcome] = {}
+
+    def collect(outcome: RunOutcome) -> None:
+        outcomes[outcome.name] = outcome
+        writer.record(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
+    jobs = []
+    for run in sweep.runs:
+        if is_finished(sweep.run_folder(run), run.config):
+            collect(RunOutcome(run.name, "skipped"))
+        else:
+            jobs.append(_job(sweep, run))
+    if executor == "ray":
+        options = sweep.spec.executor.ray
+        run_ray(jobs, options.model_copy(update={"address": address}) if address else options, collect)
+    elif executor == "local":
+        run_local(jobs, collect)
+    else:
+        raise UserError(f"unknown executor '{executor}': use 'local' or 'ray'")
+    return [outcomes[run.name] for run in sweep.runs]
+
+
+def _last_trait(folder: Path) -> str:
+    """The latest evaluated generation's trait mean and 95% CI."""
+    for metrics_path in sorted(folder.glob("cycle_*/metrics.json"), reverse=True):
+        trait = json.loads(metrics_path.read_text())["trait"]
+        if trait["mean"] is not None:
+            cycle = int(metrics_path.parent.name.removeprefix("cycle_"))
+            return f"{trait['mean']:.1f} [{trait['ci_low']:.1f}, {trait['ci_high']:.1f}] @{cycle}"
+    return ""
+
+
+def _verdict(folder: Path) -> str:
+    from traitloop.analysis import analyze_run, load_run
+
+    try:
+        return analyze_run(load_run(folder)).verdict
+    except (UserError, ValueError) as error:
+        return f"n/a ({error})"
+
+
+def _state_of(finished: bool, stages_done: int, recorded: dict[str, Any]) -> str:
+    if finished:
+        return "finished"
+    if recorded.get("status") == "failed":
+        return "failed"
+    return "partial" if stages_done else "pending"
+
+
+def sweep_status(path: Path) -> list[dict[str, Any]]:
+    """One row per run: state, grid values, stages done, last trait mean with CI, verdict, last error."""
+    sweep = load_sweep(path)
+    recorded = _read_state(sweep.folder)["runs"]
+    rows = []
+    for run in sweep.runs:
+        folder = sweep.run_folder(run)
+        stages = _stages(folder)
+        planned = 1 + 3 * (run.config.cycles + 1)
+        done = sum(record.get("status") == "done" for record in stages.values())
+        finished = is_finished(folder, run.config)
+        rows.append(
+            {
+                "run": run.name,
+                "values": run.values,
+                "state": _state_of(finished, done, recorded.get(run.name, {})),
+                "stages": f"{min(done, planned)}/{planned}",
+                "trait": _last_trait(folder),
+                "verdict": _verdict(folder) if finished else "",
+                "error": recorded.get(run.name, {}).get("error") or "",
+            }
+        )
+    return rows
