@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import tiny_config
+from rich.console import Console
 from test_cli import invoke
 
+from traitloop.api import calibrate
 from traitloop.errors import UserError
 from traitloop.sweep import load_sweep, run_sweep, search_seed_examples, sweep_status
 
@@ -139,3 +142,30 @@ def test_sweep_cli_reports_a_bad_sweep_file(tmp_path):
     result = invoke("sweep", "run", str(path))
     assert result.exit_code == 2 and "did you mean 'cycles'?" in result.text
     assert invoke("sweep", "status", str(tmp_path)).exit_code == 2
+
+
+def test_calibrate_probes_within_bounds_and_reuses_finished_probes(tiny_model, tmp_path):
+    config_path, output = tmp_path / "experiment.yaml", tmp_path / "sweep"
+    config_path.write_text(yaml.safe_dump(tiny_config(tiny_model)))
+    first = calibrate(config_path, (40, 60), output, low=3, high=4, max_probes=4, console=Console(file=io.StringIO()))
+    # The tiny random model scores far below 40 at any seed size, so the search climbs to its upper bound.
+    assert all(probe.trait_mean < 40 for probe in first.probes)
+    assert [(p.seed_examples, p.reused) for p in first.probes] == [(3, False), (4, False)]
+    assert first.seed_examples in (3, 4) and not first.in_band
+    probes = output / "calibration"
+    manifests = [json.loads((probes / f"seed_examples={n}" / "manifest.json").read_text()) for n in (3, 4)]
+    assert manifests[0]["stages"]["base/eval"] == manifests[1]["stages"]["base/eval"]  # evaluated once, shared
+    assert all(
+        m["stages"]["cycle_000/eval"]["status"] == "done" and "cycle_001/data" not in m["stages"] for m in manifests
+    )
+    written = json.loads((output / "calibration.json").read_text())
+    assert written["target"] == [40, 60] and written["seed_examples"] == first.seed_examples
+    for probe, manifest_dir in zip(written["probes"], ("seed_examples=3", "seed_examples=4"), strict=True):
+        metrics = json.loads((probes / manifest_dir / "cycle_000" / "metrics.json").read_text())
+        assert probe["trait_mean"] == metrics["trait"]["mean"]
+
+    result = invoke(
+        "calibrate", str(config_path), "--target", "40-60", "--low", "3", "--high", "4", "--output", str(output)
+    )
+    assert result.exit_code == 0 and result.text.count("yes") == 2  # both probes reused, none retrained
+    assert f"seed_examples: {first.seed_examples} (closest to the band" in result.text

@@ -88,6 +88,9 @@ class ExperimentConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
+    )
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:

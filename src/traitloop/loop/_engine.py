@@ -36,6 +36,7 @@ from traitloop.judge import (
 from traitloop.loop._evaluate import base_view, evaluate_generation, metrics_from_records
 from traitloop.loop._progress import StageProgress
 from traitloop.loop._rundir import Manifest, content_hash, environment, save_config, value_hash
+from traitloop.loop._trackers import CycleLogger
 from traitloop.models import is_adapter, load_model, load_tokenizer, resolve_model
 from traitloop.train import train_sft
 from traitloop.traits import (
@@ -278,6 +279,8 @@ def _train(run: _Run, cycle: int) -> dict[str, Any]:
             start_from=start_from,
             on_step=step.set_total_and_position,
             trust_remote_code=run.config.trust_remote_code,
+            report_to=run.config.report_to,
+            log_dir=run.folder / "tensorboard" / cycle_dir_name(cycle),
         )
     return {
         "examples": result.examples,
@@ -431,11 +434,14 @@ def run_experiment(
     run = _open_run(config, output, console)
     _check_config_unchanged(run, force)
     _write_run_header(run)
+    tracker = CycleLogger(config.report_to, output, run.manifest.data["name"], config_to_dict(config))
     started = time.perf_counter()
     _run_stage(
         run, f"{BASE}/eval", {"judges": run.judge_ids}, ["eval.jsonl", "metrics.json"], lambda: _evaluate(run, None)
     )
-    console.print(_cycle_line(json.loads((output / BASE / "metrics.json").read_text()), time.perf_counter() - started))
+    base_metrics = json.loads((output / BASE / "metrics.json").read_text())
+    console.print(_cycle_line(base_metrics, time.perf_counter() - started))
+    tracker.log(base_metrics)
     for cycle in range(config.cycles + 1):
         started = time.perf_counter()
         label = cycle_dir_name(cycle)
@@ -459,4 +465,6 @@ def run_experiment(
         )
         metrics = json.loads((output / label / "metrics.json").read_text())
         console.print(_cycle_line(metrics, time.perf_counter() - started))
+        tracker.log(metrics)
+    tracker.close()
     return _write_summary(run)

@@ -84,9 +84,14 @@ def _start_ray(options: RayOptions):
     if options.address:
         ray.init(address=options.address, log_to_driver=False)
     else:
-        # The object store only carries run configs and outcomes; a small one starts fast and leaves memory to runs.
+        # "local" starts a fresh Ray even where another one was started on this machine before. The object store
+        # only carries run configs and outcomes; a small one starts fast and leaves the memory to the runs.
         ray.init(
-            num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 2**20
+            address="local",
+            num_cpus=options.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=200 * 2**20,
         )
     return ray, True
 

@@ -189,7 +189,9 @@ def load_sweep(path: Path, output: Path | None = None) -> Sweep:
         path = path / SWEEP_FILE
     spec = parse_sweep(read_yaml(path), str(path))
     folder = Path(output) if output else Path("sweeps") / (spec.name or path.stem)
-    return Sweep(spec=spec, folder=folder, runs=expand(spec, path.parent, str(path)), source_dir=path.parent)
+    # Absolute paths in every run's config: a Ray worker on another node does not share this process's cwd.
+    source_dir = path.resolve().parent
+    return Sweep(spec=spec, folder=folder, runs=expand(spec, source_dir, str(path)), source_dir=source_dir)
 
 
 _PATH_FIELDS = ("seed_file", "prompt_pool", "trait")

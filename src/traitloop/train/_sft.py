@@ -18,6 +18,7 @@ from datasets import Dataset
 from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model
 from transformers import PrinterCallback, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 
 from traitloop.config import TrainingConfig
@@ -47,6 +48,17 @@ class _StepCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback's signature
         self.on_step(state.global_step, state.max_steps)
+
+
+def _callbacks(on_step, report_to: list[str], log_dir: Path | None) -> list[TrainerCallback]:
+    """Progress, and TensorBoard writing to ``log_dir`` (the trainer's own default is its scratch folder)."""
+    callbacks: list[TrainerCallback] = [_StepCallback(on_step)] if on_step else []
+    if "tensorboard" in report_to:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(log_dir or Path("runs") / "tensorboard"))
+        callbacks.append(TensorBoardCallback(tb_writer=writer))
+    return callbacks
 
 
 def _as_prompt_completion(conversations: list[Conversation]) -> Dataset:
@@ -83,8 +95,14 @@ def train_sft(
     start_from: Path | None = None,
     on_step: Callable[[int, int], None] | None = None,
     trust_remote_code: bool = False,
+    report_to: list[str] | None = None,
+    log_dir: Path | None = None,
 ) -> TrainResult:
-    """Train one generation and save its weights (safetensors) to ``output_dir`` atomically."""
+    """Train one generation and save its weights (safetensors) to ``output_dir`` atomically.
+
+    ``report_to`` names trackers ("tensorboard", "wandb") that receive the training curves; TensorBoard writes
+    its events to ``log_dir``.
+    """
     tokenizer = load_tokenizer(base, trust_remote_code)
     tokenizer.padding_side = "right"
     model = _trainable_model(base, config, start_from, seed, trust_remote_code)
@@ -101,7 +119,7 @@ def train_sft(
         completion_only_loss=True,
         logging_steps=1,
         save_strategy="no",
-        report_to=[],
+        report_to=[tracker for tracker in report_to or [] if tracker != "tensorboard"],
         seed=seed,
         data_seed=seed,
         disable_tqdm=True,
@@ -117,7 +135,7 @@ def train_sft(
         args=args,
         train_dataset=_as_prompt_completion(conversations),
         processing_class=tokenizer,
-        callbacks=[_StepCallback(on_step)] if on_step else None,
+        callbacks=_callbacks(on_step, report_to or [], log_dir),
     )
     trainer.remove_callback(PrinterCallback)  # progress is reported through on_step instead
     started = time.perf_counter()
