@@ -121,6 +121,13 @@ def test_local_sweep_runs_reports_failures_and_skips_finished_runs(tiny_model, t
     state = json.loads((output / "sweep.json").read_text())["runs"]
     assert state["seed_examples=4"]["status"] == "skipped" and state["seed_examples=500"]["status"] == "failed"
 
+    finished = output / "runs" / "seed_examples=4"
+    trained = json.loads((finished / "manifest.json").read_text())["stages"]["cycle_000/train"]["finished"]
+    (finished / "cycle_000" / "metrics.json").unlink()  # a damaged run is resumed, not skipped nor redone
+    assert sweep_status(output)[0]["state"] == "partial"
+    assert [o.status for o in run_sweep(output)] == ["done", "failed"]
+    assert json.loads((finished / "manifest.json").read_text())["stages"]["cycle_000/train"]["finished"] == trained
+
     result = invoke("sweep", "status", str(output))
     assert result.exit_code == 0
     rows = {row["run"]: row for row in sweep_status(output)}

@@ -19,6 +19,7 @@ import yaml
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
+from traitloop.loop._rundir import content_hash
 from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
 from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
 
@@ -35,13 +36,24 @@ def _stages(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()).get("stages", {}) if path.is_file() else {}
 
 
+def _outputs_intact(folder: Path, stages: dict[str, Any]) -> bool:
+    """Every stage's outputs still have the hashes the manifest recorded (nothing deleted or edited since)."""
+    for stage, record in stages.items():
+        stage_folder = folder / stage.split("/")[0]
+        for name, digest in record.get("outputs", {}).items():
+            if not (stage_folder / name).exists() or content_hash(stage_folder / name) != digest:
+                return False
+    return True
+
+
 def is_finished(folder: Path, config: ExperimentConfig) -> bool:
-    """Finished: made from this very config, its last evaluation done and its summary written."""
+    """Finished: made from this very config, its last evaluation done, its outputs intact, its summary written."""
     config_path = folder / "config.yaml"
     if not config_path.is_file() or yaml.safe_load(config_path.read_text()) != config_to_dict(config):
         return False
-    done = _stages(folder).get(last_stage(config), {}).get("status") == "done"
-    return done and (folder / "summary.csv").is_file()
+    stages = _stages(folder)
+    done = stages.get(last_stage(config), {}).get("status") == "done"
+    return done and (folder / "summary.csv").is_file() and _outputs_intact(folder, stages)
 
 
 def _read_state(folder: Path) -> dict[str, Any]:
