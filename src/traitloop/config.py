@@ -114,6 +114,9 @@ class ExperimentConfig(_Section):
         """Reject settings the chosen method would silently ignore; give DPO its own default learning rate."""
         if self.method != "dpo" and self.dpo != DpoConfig():
             raise ValueError(f"the dpo section applies only with method: dpo (method is {self.method})")
+        sft_only = [name for name in ("min_coherence", "mix_seed_examples") if getattr(self, name)]
+        if self.method != "sft" and sft_only:
+            raise ValueError(f"{', '.join(sft_only)} applies only with method: sft (method is {self.method})")
         if self.method != "dpo":
             return self
         if self.training.full_finetune:
