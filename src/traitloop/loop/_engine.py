@@ -4,6 +4,10 @@ Each cycle has three stages - ``data`` (what the generation trains on), ``train`
 ``eval`` (its answers, scores and metrics). A stage is skipped only when the manifest says it finished with
 the same inputs and its outputs still hash the same; every stage is seeded from the config's seed and its
 own name, so a stage redone after a kill produces exactly what it would have the first time.
+
+The three methods (sft, dpo, sdf) share every stage; what differs is dispatched to small per-method
+functions: the training set (``loop/_data.py``), the trainer (``_train_sft`` / ``_train_dpo`` /
+``_train_sdf``) and, for sdf, evaluation on document prefixes instead of chat questions.
 """
 
 from __future__ import annotations
