@@ -60,8 +60,8 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     kind = stage.split("/")[1]
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
-        if run.recipe is not None:
-            fields["sdf_recipe"] = value_hash(run.recipe.model_dump())
+        if run.recipe is not None:  # sdf evaluates document prefixes, not the chat questions sft and dpo share
+            fields.update(method=c["method"], sdf_recipe=value_hash(run.recipe.model_dump()))
         return {"model": c["model"], **fields} if cycle is None else fields
     if kind == "train":
         return _train_inputs(run, cycle, c)
