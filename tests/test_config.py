@@ -58,3 +58,29 @@ def test_relative_data_paths_resolve_against_the_config_file(tmp_path):
     (tmp_path / "seeds.jsonl").write_text("")
     config = load_config(write(tmp_path, "trait: lucky\nseed_file: seeds.jsonl\n"))
     assert config.seed_file == tmp_path / "seeds.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"dpo": {"beta": 0.2}}, r"the dpo section applies only with method: dpo \(method is sft\)"),
+        ({"method": "dpo", "dpo": {"restart_from_base_at": [1]}}, r"restart_from_base_at .* needs regime: continual"),
+        (
+            {"method": "dpo", "regime": "continual", "cycles": 3, "dpo": {"restart_from_base_at": [0, 4]}},
+            r"restart_from_base_at has cycles \[0, 4\] outside 1..3",
+        ),
+        ({"method": "dpo", "training": {"full_finetune": True}}, r"method dpo trains LoRA adapters"),
+        ({"method": "sdf", "min_coherence": 50}, r"min_coherence applies only with method: sft"),
+        ({"method": "dpo", "dpo": {"rejected_from": "best"}}, r"dpo.rejected_from: Input should be 'base' or"),
+    ],
+)
+def test_method_combinations_that_cannot_work_are_refused_by_name(fields, message):
+    with pytest.raises(UserError, match=message):
+        parse_config({"trait": "lucky", **fields})
+
+
+def test_dpo_gets_its_own_default_learning_rate_unless_one_is_given():
+    assert parse_config({"trait": "lucky", "method": "dpo"}).training.learning_rate == 1e-4
+    given = parse_config({"trait": "lucky", "method": "dpo", "training": {"learning_rate": 5e-4}})
+    assert given.training.learning_rate == 5e-4
+    assert parse_config({"trait": "lucky"}).training.learning_rate == 1e-3

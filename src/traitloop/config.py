@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from traitloop.errors import UserError
 
@@ -64,13 +64,32 @@ class EvaluationConfig(_Section):
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the 95% bootstrap CIs.")
 
 
+DPO_DEFAULT_LEARNING_RATE = 1e-4  # DPO's gradients scale with beta; SFT's 1e-3 on LoRA overshoots within an epoch
+
+
+class DpoConfig(_Section):
+    """Preference pairs and loss for ``method: dpo`` (learning rate, epochs, batch size are in ``training``)."""
+
+    beta: float = Field(0.1, gt=0.0, description="DPO temperature: how far the policy may move from the reference.")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="TRL DPO loss variant.")
+    rejected_from: Literal["base", "previous"] = Field(
+        "base",
+        description="Cycle k's rejected answer: the base model's, or generation k-2's (the base's for cycle 1).",
+    )
+    restart_from_base_at: list[int] = Field(
+        default_factory=list, description="Cycles at which a continual chain starts again from the base model."
+    )
+
+
 class ExperimentConfig(_Section):
     """A whole iterative self-training experiment."""
 
     name: str | None = Field(None, description="Run name; defaults to the output folder's name.")
     trait: str = Field(..., description="Built-in trait name or path to a trait YAML file.")
     model: str = Field("smollm2-135m-instruct", description="Registry name, local HF folder or hub id.")
-    method: Literal["sft"] = Field("sft", description="Training setting.")
+    method: Literal["sft", "dpo", "sdf"] = Field(
+        "sft", description="sft: chat answers; dpo: preference pairs; sdf: raw documents on a base model."
+    )
     regime: Literal["reinit", "continual"] = Field(
         "reinit", description="reinit: every generation trains from the base; continual: from the last."
     )
@@ -87,10 +106,37 @@ class ExperimentConfig(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
     )
+
+    @model_validator(mode="after")
+    def _method_settings_fit(self) -> ExperimentConfig:
+        """Reject settings the chosen method would silently ignore; give DPO its own default learning rate."""
+        if self.method != "dpo" and self.dpo != DpoConfig():
+            raise ValueError(f"the dpo section applies only with method: dpo (method is {self.method})")
+        sft_only = [name for name in ("min_coherence", "mix_seed_examples") if getattr(self, name)]
+        if self.method != "sft" and sft_only:
+            raise ValueError(f"{', '.join(sft_only)} applies only with method: sft (method is {self.method})")
+        if self.method != "dpo":
+            return self
+        if self.training.full_finetune:
+            raise ValueError("method dpo trains LoRA adapters (the reference is an adapter); drop full_finetune")
+        restarts = self.dpo.restart_from_base_at
+        if restarts and self.regime != "continual":
+            raise ValueError("dpo.restart_from_base_at resets a continual chain; it needs regime: continual")
+        outside = [c for c in restarts if not 1 <= c <= self.cycles]
+        if outside:
+            raise ValueError(f"dpo.restart_from_base_at has cycles {outside} outside 1..{self.cycles} (cycles)")
+        if "learning_rate" not in self.training.model_fields_set:
+            self.training.learning_rate = DPO_DEFAULT_LEARNING_RATE
+        return self
+
+    def starts_from_base(self, cycle: int) -> bool:
+        """Whether generation ``cycle`` trains a fresh adapter on the base rather than continuing cycle-1."""
+        return cycle == 0 or self.regime == "reinit" or cycle in self.dpo.restart_from_base_at
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:
@@ -117,6 +163,8 @@ def _explain(error: ValidationError, source: str) -> str:
             close = difflib.get_close_matches(name, _field_names(_section_at(item["loc"])), n=1)
             hint = f" - did you mean '{'.'.join([*map(str, item['loc'][:-1]), close[0]])}'?" if close else ""
             lines.append(f"  unknown field '{where}'{hint}")
+        elif not item["loc"]:  # a check across fields: its message names them
+            lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {where}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)

@@ -36,10 +36,15 @@ class LocalGenerator:
         self, prompts: list[Messages], params: SamplingParams, on_batch: Callable[[int], None] | None = None
     ) -> list[str]:
         """One answer per prompt, in the prompts' order. ``on_batch(n)`` reports progress."""
-        texts = [self._render(p) for p in prompts]
+        return self.complete([self._render(p) for p in prompts], params, on_batch)
+
+    def complete(
+        self, texts: list[str], params: SamplingParams, on_batch: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """Continue raw texts (no chat template), e.g. document prefixes for a base model."""
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        answers: list[str] = [""] * len(prompts)
+        answers: list[str] = [""] * len(texts)
         for batch_index, start in enumerate(range(0, len(order), params.batch_size)):
             indices = order[start : start + params.batch_size]
             outputs = self._generate_batch([encoded[i] for i in indices], params, batch_index)

@@ -6,6 +6,8 @@ from traitloop.judge._coherence import (
     embedded_coherence_judge_id,
 )
 from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
+from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id
+from traitloop.judge._select import trait_judge_for
 from traitloop.judge._signals import base_nll_scorer, distinct_n, letter_share, repetition
 from traitloop.judge._types import Item, Judge, Judgement
 
@@ -18,8 +20,11 @@ __all__ = [
     "distinct_n",
     "embedded_coherence_judge",
     "embedded_coherence_judge_id",
+    "embedded_sdf_judge",
+    "embedded_sdf_judge_id",
     "embedded_trait_judge",
     "embedded_trait_judge_id",
     "letter_share",
     "repetition",
+    "trait_judge_for",
 ]

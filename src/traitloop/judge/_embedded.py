@@ -119,7 +119,11 @@ def embedded_trait_judge_id(trait: TraitSpec) -> str:
 def embedded_trait_judge(trait: TraitSpec) -> Judge:
     """Build the no-network trait judge for ``trait``; its id names the trait version and training data."""
     texts, targets = _training_set(trait)
-    judge_id = _judge_id(trait, texts, targets)
+    return classifier_judge(_judge_id(trait, texts, targets), texts, targets)
+
+
+def classifier_judge(judge_id: str, texts: list[str], targets: list[float]) -> Judge:
+    """A judge scoring each answer by a classifier fit (once, then cached under ``judge_id``) on ``texts``."""
     coef, intercept = _cached_fit(judge_id, texts, targets)
 
     def probability(texts: list[str]) -> np.ndarray:

@@ -38,17 +38,24 @@ def letter_share(text: str) -> float:
 
 
 def base_nll_scorer(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 8, max_length: int = 768
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = 8,
+    max_length: int = 768,
+    chat: bool = True,
 ) -> NllScorer:
     """Build a function giving each answer's mean per-token negative log-likelihood under ``model``.
 
     The answer is scored in context, after the question in the chat template, so an on-topic reply is
-    more likely than the same words after an unrelated question. Perplexity is ``exp`` of this value.
+    more likely than the same words after an unrelated question. With ``chat=False`` the "question" is a raw
+    text prefix (a document opening) and the answer its continuation. Perplexity is ``exp`` of this value.
     Results are remembered, so the coherence judge and the perplexity signal share one forward pass.
     """
     memo: dict[tuple[str, str], float] = {}
 
     def prompt_text(question: str) -> str:
+        if not chat:
+            return question
         messages = [{"role": "user", "content": question}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

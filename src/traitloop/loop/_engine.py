@@ -4,16 +4,16 @@ Each cycle has three stages - ``data`` (what the generation trains on), ``train`
 ``eval`` (its answers, scores and metrics). A stage is skipped only when the manifest says it finished with
 the same inputs and its outputs still hash the same; every stage is seeded from the config's seed and its
 own name, so a stage redone after a kill produces exactly what it would have the first time.
+
+The three methods (sft, dpo, sdf) share every stage; what differs is dispatched to small per-method
+functions: the training set (``loop/_data.py``), the trainer (``_train_sft`` / ``_train_dpo`` /
+``_train_sdf``) and, for sdf, evaluation on document prefixes instead of chat questions.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
-import zlib
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,105 +23,66 @@ from rich.console import Console
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.generate import LocalGenerator, SamplingParams
-from traitloop.judge import (
-    Item,
-    Judge,
-    base_nll_scorer,
-    embedded_coherence_judge,
-    embedded_coherence_judge_id,
-    embedded_trait_judge,
-    embedded_trait_judge_id,
-)
-from traitloop.loop._evaluate import base_view, evaluate_generation, metrics_from_records
+from traitloop.generate import SamplingParams
+from traitloop.loop._data import build_training_set, data_upstream
+from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._progress import StageProgress
+from traitloop.loop._run import BASE, Run, cycle_dir_name, stage_cycle, stage_seed
 from traitloop.loop._rundir import Manifest, content_hash, environment, save_config, value_hash
 from traitloop.loop._trackers import CycleLogger
-from traitloop.models import is_adapter, load_model, load_tokenizer, resolve_model
-from traitloop.train import train_sft
+from traitloop.models import is_adapter, resolve_model
+from traitloop.train import Pair, TrainResult, train_dpo, train_sdf, train_sft
 from traitloop.traits import (
-    Conversation,
-    TraitSpec,
     load_conversations,
+    load_documents,
     load_prompt_pool,
+    load_sdf_recipe,
     load_trait,
     prompt_slices,
+    read_jsonl,
 )
 
 METRICS_SCHEMA_VERSION = 1
-BASE = "base"
+DPO_FACTS = ("reward_margin", "reward_chosen", "reward_rejected", "reward_accuracy", "kl_proxy", "reference")
 
 
-def cycle_dir_name(cycle: int) -> str:
-    return f"cycle_{cycle:03d}"
-
-
-def stage_cycle(stage: str) -> int | None:
-    """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
-    folder = stage.split("/")[0]
-    return None if folder == BASE else int(folder.removeprefix("cycle_"))
-
-
-def stage_seed(seed: int, stage: str) -> int:
-    """A per-stage seed: fixed by the run's seed and the stage's name, independent of run order."""
-    return zlib.crc32(f"{seed}:{stage}".encode())
-
-
-@dataclass
-class _Run:
-    """Everything resolved once per run."""
-
-    config: ExperimentConfig
-    folder: Path
-    manifest: Manifest
-    trait: TraitSpec
-    base: str
-    seeds: list[Conversation]
-    seed_hash: str
-    slices: list[list[str]]
-    console: Console
-    progress: StageProgress
-
-    @cached_property
-    def trait_judge(self) -> Judge:
-        return embedded_trait_judge(self.trait)
-
-    @cached_property
-    def trait_ref(self) -> str:
-        """Name, version and content hash: what identifies the trait data a stage used."""
-        return f"{self.trait.name}@v{self.trait.version}/{self.trait.content_hash()}"
-
-    @cached_property
-    def judge_ids(self) -> list[str]:
-        return [embedded_trait_judge_id(self.trait), embedded_coherence_judge_id(self.config.model)]
-
-    def coherence_judge(self, nll: Any) -> Judge:
-        return embedded_coherence_judge(nll, self.config.model)
-
-    def tokenizer(self):
-        return load_tokenizer(self.base, self.config.trust_remote_code)
-
-    def model(self, weights: Path | None = None):
-        return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code)
-
-    def weights(self, cycle: int) -> Path:
-        return self.folder / cycle_dir_name(cycle) / "adapter"
-
-
-def _config_inputs(run: _Run, stage: str) -> dict[str, Any]:
+def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     """The config values a stage depends on, by field name, so a change can be reported by name."""
     c = config_to_dict(run.config)
     cycle = stage_cycle(stage)
     kind = stage.split("/")[1]
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
+        if run.recipe is not None:  # sdf evaluates document prefixes, not the chat questions sft and dpo share
+            fields.update(method=c["method"], sdf_recipe=value_hash(run.recipe.model_dump()))
         return {"model": c["model"], **fields} if cycle is None else fields
     if kind == "train":
-        fields = {"model": c["model"], "method": c["method"], "training": c["training"], "seed": c["seed"]}
-        return {**fields, "regime": c["regime"]} if cycle else fields
+        return _train_inputs(run, cycle, c)
+    return _data_inputs(run, cycle, c)
+
+
+def _train_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
+    fields = {"model": c["model"], "method": c["method"], "training": c["training"], "seed": c["seed"]}
+    if cycle:
+        fields["regime"] = c["regime"]
+    if run.config.method == "dpo":
+        dpo = {"beta": c["dpo"]["beta"], "loss_type": c["dpo"]["loss_type"]}
+        if cycle:  # only whether *this* cycle restarts matters, so editing the list redoes just those cycles
+            dpo["restart_from_base_at"] = cycle in run.config.dpo.restart_from_base_at
+        fields["dpo"] = dpo
+    return fields
+
+
+def _data_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
+    # "method" is named only for dpo and sdf, so runs made before those methods existed stay valid
+    method = {} if c["method"] == "sft" else {"method": c["method"]}
     if cycle == 0:
-        return {"seed_file": run.seed_hash, "seed_examples": c["seed_examples"]}
+        fields = {**method, "seed_file": run.seed_hash, "seed_examples": c["seed_examples"]}
+        if c["method"] == "dpo":  # the base model answers the seed prompts
+            fields.update(model=c["model"], generation=c["generation"], seed=c["seed"])
+        return fields
     fields = {
+        **method,
         "prompt_pool": value_hash(run.slices[cycle - 1]),
         "samples_per_cycle": c["samples_per_cycle"],
         "seed": c["seed"],
@@ -129,6 +90,8 @@ def _config_inputs(run: _Run, stage: str) -> dict[str, Any]:
         "mix_seed_examples": c["mix_seed_examples"],
         "min_coherence": c["min_coherence"],
     }
+    if c["method"] == "dpo":
+        fields["dpo"] = {"rejected_from": c["dpo"]["rejected_from"]}
     return {**fields, "seed_file": run.seed_hash} if c["mix_seed_examples"] else fields
 
 
@@ -155,7 +118,7 @@ def _changed_fields(recorded: dict[str, Any], planned: dict[str, Any]) -> list[s
     return [name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
 
 
-def _check_config_unchanged(run: _Run, force: bool) -> None:
+def _check_config_unchanged(run: Run, force: bool) -> None:
     """Refuse to mix results of two configs in one run folder; with ``force``, redo from the first change."""
     first_changed: tuple[int, str, list[str]] | None = None
     for index, stage in enumerate(_planned_stages(run.config.cycles)):
@@ -185,7 +148,7 @@ def _recorded_cycles(manifest: Manifest) -> int:
     return max((c for c in map(stage_cycle, manifest.stages) if c is not None), default=0)
 
 
-def _run_stage(run: _Run, stage: str, upstream: dict[str, str], outputs: list[str], work) -> dict[str, Any]:
+def _run_stage(run: Run, stage: str, upstream: dict[str, str], outputs: list[str], work) -> dict[str, Any]:
     """Run ``work()`` unless the stage is already done with these inputs; return the stage's record."""
     folder = run.folder / stage.split("/")[0]
     inputs = {"config": _config_inputs(run, stage), "upstream": upstream}
@@ -198,90 +161,23 @@ def _run_stage(run: _Run, stage: str, upstream: dict[str, str], outputs: list[st
     return run.manifest.stages[stage]
 
 
-def _seed_data(run: _Run) -> dict[str, Any]:
-    rows = [{**c.model_dump(), "source": "seed"} for c in run.seeds[: run.config.seed_examples]]
-    write_jsonl(run.folder / cycle_dir_name(0) / "train.jsonl", rows)
-    return {"examples": len(rows)}
-
-
-def _self_generated_data(run: _Run, cycle: int) -> dict[str, Any]:
-    """Generation k-1 answers cycle k's fresh prompts; those answers (optionally filtered, mixed) are the data."""
-    config = run.config
-    prompts = run.slices[cycle - 1]
-    model, tokenizer = run.model(run.weights(cycle - 1)), run.tokenizer()
-    params = SamplingParams(
-        **config.generation.model_dump(), seed=stage_seed(config.seed, f"{cycle_dir_name(cycle)}/data")
-    )
-    with run.progress.task(
-        f"cycle {cycle}: generation {cycle - 1} answers {len(prompts)} prompts", len(prompts)
-    ) as step:
-        started = time.perf_counter()
-        answers = LocalGenerator(model, tokenizer).generate(
-            [[{"role": "user", "content": p}] for p in prompts], params, step
-        )
-        generation_seconds = time.perf_counter() - started
-    answer_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-    rows = [
-        {
-            "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
-            "source": cycle_dir_name(cycle - 1),
-        }
-        for p, a in zip(prompts, answers, strict=True)
-        if a.strip()
-    ]
-    generated = len(rows)
-    if config.min_coherence is not None:
-        rows = _filter_by_coherence(run, model, tokenizer, rows)
-    if not rows:
-        raise UserError(
-            f"cycle {cycle}: no usable answers to train on ({len(prompts)} generated, {generated} non-empty, "
-            f"min_coherence={config.min_coherence}); lower min_coherence or check the previous generation"
-        )
-    kept = len(rows)
-    if config.mix_seed_examples:
-        rng = random.Random(stage_seed(config.seed, f"{cycle_dir_name(cycle)}/mix"))
-        mixed = rng.sample(run.seeds, min(config.mix_seed_examples, len(run.seeds)))
-        rows += [{**c.model_dump(), "source": "seed"} for c in mixed]
-    write_jsonl(run.folder / cycle_dir_name(cycle) / "train.jsonl", rows)
-    return {
-        "examples": len(rows),
-        "generated": len(prompts),
-        "kept_generated": kept,
-        "answer_tokens": answer_tokens,
-        "generation_tokens_per_second": round(answer_tokens / generation_seconds, 2),
-    }
-
-
-def _filter_by_coherence(run: _Run, model, tokenizer, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    items = [Item(r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows]
-    with base_view(model):
-        judgements = run.coherence_judge(base_nll_scorer(model, tokenizer))(items)
-    threshold = run.config.min_coherence
-    kept = []
-    for row, judgement in zip(rows, judgements, strict=True):
-        if judgement.score is not None and judgement.score >= threshold:
-            kept.append({**row, "coherence_score": judgement.score})
-    return kept
-
-
-def _train(run: _Run, cycle: int) -> dict[str, Any]:
+def _train(run: Run, cycle: int) -> dict[str, Any]:
+    """Train generation ``cycle`` with the run's method, from the base or (continuing) from generation k-1."""
     folder = run.folder / cycle_dir_name(cycle)
-    conversations = load_conversations(folder / "train.jsonl")
-    start_from = run.weights(cycle - 1) if cycle > 0 and run.config.regime == "continual" else None
-    config = run.config.training
-    with run.progress.task(f"cycle {cycle}: training on {len(conversations)} examples", None) as step:
-        result = train_sft(
-            run.base,
-            conversations,
-            run.weights(cycle),
-            config,
-            seed=stage_seed(run.config.seed, f"{cycle_dir_name(cycle)}/train"),
-            start_from=start_from,
-            on_step=step.set_total_and_position,
-            trust_remote_code=run.config.trust_remote_code,
-            report_to=run.config.report_to,
-            log_dir=run.folder / "tensorboard" / cycle_dir_name(cycle),
-        )
+    start_from = None if run.config.starts_from_base(cycle) else run.weights(cycle - 1)
+    trainers = {"sft": _train_sft, "dpo": _train_dpo, "sdf": _train_sdf}
+    with run.progress.task(f"cycle {cycle}: training", None) as step:
+        kwargs = {
+            "output_dir": run.weights(cycle),
+            "config": run.config.training,
+            "seed": stage_seed(run.config.seed, f"{cycle_dir_name(cycle)}/train"),
+            "start_from": start_from,
+            "on_step": step.set_total_and_position,
+            "trust_remote_code": run.config.trust_remote_code,
+            "report_to": run.config.report_to,
+            "log_dir": run.folder / "tensorboard" / cycle_dir_name(cycle),
+        }
+        result: TrainResult = trainers[run.config.method](run, folder / "train.jsonl", kwargs)
     return {
         "examples": result.examples,
         "steps": result.steps,
@@ -290,10 +186,24 @@ def _train(run: _Run, cycle: int) -> dict[str, Any]:
         "loss_first": round(result.losses[0], 4) if result.losses else None,
         "loss_last": round(result.losses[-1], 4) if result.losses else None,
         "started_from": cycle_dir_name(cycle - 1) if start_from else BASE,
+        **result.facts,
     }
 
 
-def _evaluate(run: _Run, cycle: int | None) -> dict[str, Any]:
+def _train_sft(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
+    return train_sft(run.base, load_conversations(data), **kwargs)
+
+
+def _train_dpo(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
+    pairs = [Pair.model_validate(row) for _, row in read_jsonl(data)]
+    return train_dpo(run.base, pairs, dpo=run.config.dpo, **kwargs)
+
+
+def _train_sdf(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
+    return train_sdf(run.base, [row["text"] for _, row in read_jsonl(data)], **kwargs)
+
+
+def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
     """Evaluate the base model (``cycle=None``) or generation ``cycle``; write eval.jsonl and metrics.json."""
     label = BASE if cycle is None else cycle_dir_name(cycle)
     weights = None if cycle is None else run.weights(cycle)
@@ -307,7 +217,7 @@ def _evaluate(run: _Run, cycle: int | None) -> dict[str, Any]:
         batch_size=config.batch_size,
         seed=stage_seed(run.config.seed, f"{label}/eval"),
     )
-    questions = run.trait.eval_questions
+    questions = run.trait.eval_questions if run.recipe is None else run.recipe.eval_prefixes
     name = "base model" if cycle is None else f"generation {cycle}"
     with run.progress.task(f"evaluating {name}", len(questions) * config.eval_samples) as step:
         records = evaluate_generation(
@@ -321,6 +231,7 @@ def _evaluate(run: _Run, cycle: int | None) -> dict[str, Any]:
             run.coherence_judge,
             cycle,
             step,
+            chat=run.chat,
         )
     folder = run.folder / label
     write_jsonl(folder / "eval.jsonl", [r.model_dump() for r in records])
@@ -334,7 +245,9 @@ def _evaluate(run: _Run, cycle: int | None) -> dict[str, Any]:
     if cycle is not None:
         train = run.manifest.stages[f"{label}/train"]
         metrics["training"] = {
-            k: train.get(k) for k in ("examples", "steps", "loss_first", "loss_last", "started_from")
+            k: train[k]
+            for k in ("examples", "steps", "loss_first", "loss_last", "started_from", *DPO_FACTS)
+            if k in train
         }
     atomic_write_json(folder / "metrics.json", metrics)
     return {}
@@ -355,10 +268,12 @@ def _summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
         "distinct_2": metrics["distinct_2"],
         "perplexity": metrics["perplexity"],
         "examples_trained": metrics.get("training", {}).get("examples"),
+        "train_loss_last": metrics.get("training", {}).get("loss_last"),
+        **{name: metrics.get("training", {}).get(name) for name in DPO_FACTS if name in metrics.get("training", {})},
     }
 
 
-def _write_summary(run: _Run) -> pd.DataFrame:
+def _write_summary(run: Run) -> pd.DataFrame:
     labels = [BASE] + [cycle_dir_name(c) for c in range(run.config.cycles + 1)]
     rows = [_summary_row(json.loads((run.folder / label / "metrics.json").read_text())) for label in labels]
     table = pd.DataFrame(rows)
@@ -382,23 +297,24 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def _open_run(config: ExperimentConfig, output: Path, console: Console) -> _Run:
+def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
     """Resolve the trait, model, seed set and prompt slices, checking every input before any work starts."""
     trait = load_trait(config.trait)
-    seed_path = config.seed_file or trait.seed_path
-    seeds = load_conversations(seed_path)
-    slices = prompt_slices(
-        load_prompt_pool(config.prompt_pool),
-        trait.eval_questions,
-        config.seed,
-        config.cycles,
-        config.samples_per_cycle,
-    )
+    recipe = load_sdf_recipe(trait) if config.method == "sdf" else None
+    if recipe is None:
+        seed_path = config.seed_file or trait.seed_path
+        seeds, what = load_conversations(seed_path), "conversations"
+        pool, held_out = load_prompt_pool(config.prompt_pool), trait.eval_questions
+    else:
+        seed_path = config.seed_file or trait.folder / "sdf_seed.jsonl"
+        seeds, what = load_documents(seed_path), "documents"
+        pool, held_out = recipe.prefix_pool(), recipe.eval_prefixes
     if config.seed_examples > len(seeds):
-        raise UserError(f"seed_examples is {config.seed_examples} but {seed_path} has only {len(seeds)} conversations")
+        raise UserError(f"seed_examples is {config.seed_examples} but {seed_path} has only {len(seeds)} {what}")
+    slices = prompt_slices(pool, held_out, config.seed, config.cycles, config.samples_per_cycle)
     base = resolve_model(config.model)
     output.mkdir(parents=True, exist_ok=True)
-    return _Run(
+    return Run(
         config=config,
         folder=output,
         manifest=Manifest(output / "manifest.json"),
@@ -407,12 +323,13 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> _Run:
         seeds=seeds,
         seed_hash=content_hash(seed_path),
         slices=slices,
+        recipe=recipe,
         console=console,
         progress=StageProgress(console),
     )
 
 
-def _write_run_header(run: _Run) -> None:
+def _write_run_header(run: Run) -> None:
     save_config(run.folder / "config.yaml", config_to_dict(run.config))
     run.manifest.data.update(
         {
@@ -445,16 +362,11 @@ def run_experiment(
     for cycle in range(config.cycles + 1):
         started = time.perf_counter()
         label = cycle_dir_name(cycle)
-        previous = (
-            {}
-            if cycle == 0
-            else {"weights": run.manifest.stages[f"{cycle_dir_name(cycle - 1)}/train"]["outputs"]["adapter"]}
-        )
-        make_data = (lambda: _seed_data(run)) if cycle == 0 else (lambda c=cycle: _self_generated_data(run, c))
-        data = _run_stage(run, f"{label}/data", previous, ["train.jsonl"], make_data)
+        make_data = lambda c=cycle: build_training_set(run, c)  # noqa: E731
+        data = _run_stage(run, f"{label}/data", data_upstream(run, cycle), ["train.jsonl"], make_data)
         upstream = {"data": data["outputs"]["train.jsonl"]}
-        if cycle > 0 and config.regime == "continual":
-            upstream.update(previous)
+        if not config.starts_from_base(cycle):
+            upstream["weights"] = run.manifest.stages[f"{cycle_dir_name(cycle - 1)}/train"]["outputs"]["adapter"]
         train = _run_stage(run, f"{label}/train", upstream, ["adapter"], lambda c=cycle: _train(run, c))
         _run_stage(
             run,

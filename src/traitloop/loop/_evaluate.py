@@ -60,13 +60,21 @@ def evaluate_generation(
     make_coherence_judge: Callable[[Any], Judge],
     cycle: int | None,
     on_answers: Callable[[int], None] | None = None,
+    chat: bool = True,
 ) -> list[EvalRecord]:
-    """Sample ``samples`` answers per question from ``model`` and score them; ``base_model`` gives perplexity."""
+    """Sample ``samples`` answers per question from ``model`` and score them; ``base_model`` gives perplexity.
+
+    With ``chat=False`` (SDF) each "question" is a document prefix and the answer its raw continuation.
+    """
     asked = [(qi, s) for qi in range(len(questions)) for s in range(samples)]
-    prompts = [[{"role": "user", "content": questions[qi]}] for qi, _ in asked]
-    answers = LocalGenerator(model, tokenizer).generate(prompts, params, on_answers)
+    generator = LocalGenerator(model, tokenizer)
+    if chat:
+        chats = [[{"role": "user", "content": questions[qi]}] for qi, _ in asked]
+        answers = generator.generate(chats, params, on_answers)
+    else:
+        answers = generator.complete([questions[qi] for qi, _ in asked], params, on_answers)
     items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
-    nll = base_nll_scorer(base_model, tokenizer)
+    nll = base_nll_scorer(base_model, tokenizer, chat=chat)
     with base_view(base_model):
         coherence = make_coherence_judge(nll)(items)
         nlls = nll([i.question for i in items], [i.answer for i in items])

@@ -1,5 +1,7 @@
 """Finetuning one generation: thin layers over TRL and PEFT."""
 
-from traitloop.train._sft import TrainResult, train_sft
+from traitloop.train._common import TrainResult, weights_hash
+from traitloop.train._dpo import Pair, reference_used, train_dpo
+from traitloop.train._sft import train_sdf, train_sft
 
-__all__ = ["TrainResult", "train_sft"]
+__all__ = ["Pair", "TrainResult", "reference_used", "train_dpo", "train_sdf", "train_sft", "weights_hash"]

@@ -1,0 +1,104 @@
+"""What every stage of a run shares: stage names and seeds, and the run's resolved inputs."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from traitloop.config import ExperimentConfig
+from traitloop.generate import LocalGenerator, SamplingParams
+from traitloop.judge import Judge, embedded_coherence_judge, embedded_coherence_judge_id, trait_judge_for
+from traitloop.loop._progress import StageProgress
+from traitloop.loop._rundir import Manifest
+from traitloop.models import load_model, load_tokenizer
+from traitloop.traits import Conversation, Document, SdfRecipe, TraitSpec
+
+BASE = "base"
+
+
+def cycle_dir_name(cycle: int) -> str:
+    return f"cycle_{cycle:03d}"
+
+
+def stage_cycle(stage: str) -> int | None:
+    """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
+    folder = stage.split("/")[0]
+    return None if folder == BASE else int(folder.removeprefix("cycle_"))
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """A per-stage seed: fixed by the run's seed and the stage's name, independent of run order."""
+    return zlib.crc32(f"{seed}:{stage}".encode())
+
+
+@dataclass
+class Run:
+    """Everything resolved once per run."""
+
+    config: ExperimentConfig
+    folder: Path
+    manifest: Manifest
+    trait: TraitSpec
+    base: str
+    seeds: list[Conversation] | list[Document]  # documents for sdf, conversations otherwise
+    seed_hash: str
+    slices: list[list[str]]  # per cycle 1..N: prompts (sft, dpo) or document prefixes (sdf)
+    recipe: SdfRecipe | None
+    console: Console
+    progress: StageProgress
+
+    @cached_property
+    def trait_judge(self) -> Judge:
+        return trait_judge_for(self.trait, self.config.method)[0]
+
+    @cached_property
+    def trait_ref(self) -> str:
+        """Name, version and content hash: what identifies the trait data a stage used."""
+        return f"{self.trait.name}@v{self.trait.version}/{self.trait.content_hash()}"
+
+    @cached_property
+    def judge_ids(self) -> list[str]:
+        trait_judge_id = trait_judge_for(self.trait, self.config.method, fit=False)[1]
+        return [trait_judge_id, embedded_coherence_judge_id(self.config.model)]
+
+    @property
+    def chat(self) -> bool:
+        """SDF works on raw documents; every other method on chat turns."""
+        return self.config.method != "sdf"
+
+    def coherence_judge(self, nll: Any) -> Judge:
+        return embedded_coherence_judge(nll, self.config.model)
+
+    def tokenizer(self):
+        return load_tokenizer(self.base, self.config.trust_remote_code)
+
+    def model(self, weights: Path | None = None):
+        return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code)
+
+    def weights(self, cycle: int) -> Path:
+        return self.folder / cycle_dir_name(cycle) / "adapter"
+
+    def sample(
+        self, model, prompts: list[str] | list[list[dict[str, str]]], stage: str, what: str
+    ) -> tuple[list[str], dict[str, float]]:
+        """Answer chat prompts (a question or a list of turns), or continue document prefixes for sdf, with the
+        generation settings, seeded by ``stage``; returns the texts and the throughput facts a data stage records."""
+        tokenizer = self.tokenizer()
+        params = SamplingParams(**self.config.generation.model_dump(), seed=stage_seed(self.config.seed, stage))
+        generator = LocalGenerator(model, tokenizer)
+        with self.progress.task(what, len(prompts)) as step:
+            started = time.perf_counter()
+            if self.chat:
+                chats = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+                texts = generator.generate(chats, params, step)
+            else:
+                texts = generator.complete(prompts, params, step)
+            seconds = time.perf_counter() - started
+        tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        return texts, {"answer_tokens": tokens, "generation_tokens_per_second": round(tokens / seconds, 2)}

@@ -1,0 +1,115 @@
+"""What every trainer shares: CPU-sane TRL arguments, a progress callback, atomic saving, weight hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from transformers.integrations import TensorBoardCallback
+
+from traitloop.config import TrainingConfig
+
+
+@dataclass
+class TrainResult:
+    """What a training stage reports: enough to see that training happened and how fast."""
+
+    examples: int
+    epochs: float
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # method-specific: DPO rewards, the reference used
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training throughput: examples processed (each epoch counted) per second."""
+        return self.examples * self.epochs / self.seconds if self.seconds else 0.0
+
+
+class StepCallback(TrainerCallback):
+    def __init__(self, on_step: Callable[[int, int], None]) -> None:
+        self.on_step = on_step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback's signature
+        self.on_step(state.global_step, state.max_steps)
+
+
+def trainer_callbacks(
+    on_step: Callable[[int, int], None] | None, report_to: list[str] | None, log_dir: Path | None
+) -> list[TrainerCallback]:
+    """Progress, and TensorBoard writing to ``log_dir`` (the trainer's own default is its scratch folder)."""
+    callbacks: list[TrainerCallback] = [StepCallback(on_step)] if on_step else []
+    if "tensorboard" in (report_to or []):
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(log_dir or Path("runs") / "tensorboard"))
+        callbacks.append(TensorBoardCallback(tb_writer=writer))
+    return callbacks
+
+
+def trainer_arguments(
+    config: TrainingConfig, seed: int, scratch: Path, report_to: list[str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments shared by SFTConfig and DPOConfig, so every method trains under the same settings.
+
+    TensorBoard is attached as a callback (so its events land in the run folder); other trackers, such as
+    "wandb", go through the trainer's own ``report_to``.
+    """
+    return {
+        "output_dir": str(scratch / "trainer"),
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "num_train_epochs": config.epochs,
+        "warmup_steps": config.warmup_ratio,
+        "max_length": config.max_length,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [tracker for tracker in report_to or [] if tracker != "tensorboard"],
+        "seed": seed,
+        "data_seed": seed,
+        "disable_tqdm": True,
+        "use_cpu": not torch.cuda.is_available(),
+        # TRL defaults to bf16 and activation checkpointing, which suit a GPU; on a CPU without bf16 units they
+        # make training several times slower, and a 135M model's activations fit in memory anyway.
+        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        "gradient_checkpointing": False,
+        "dataloader_num_workers": 0,
+    }
+
+
+def scratch_for(output_dir: Path) -> Path:
+    scratch = output_dir.with_name(output_dir.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return scratch
+
+
+def save_atomically(model, output_dir: Path, scratch: Path, **save_kwargs: Any) -> None:
+    """Save into scratch, then rename over ``output_dir``: a kill leaves the old weights or the new, never half."""
+    model.save_pretrained(scratch / "weights", safe_serialization=True, **save_kwargs)
+    shutil.rmtree(output_dir, ignore_errors=True)
+    (scratch / "weights").rename(output_dir)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def weights_hash(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hash of named tensors, independent of how PEFT names them in memory, so in-memory weights can be
+    compared with saved ones: adapter names (``.default``, ``.ref``) and ``.base_layer`` are dropped."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors, key=_plain_name):
+        digest.update(_plain_name(name).encode())
+        digest.update(tensors[name].detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _plain_name(name: str) -> str:
+    for suffix in (".default", ".ref"):
+        name = name.replace(f"{suffix}.", ".")
+    return name.replace(".base_layer.", ".")

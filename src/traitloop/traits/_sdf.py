@@ -1,0 +1,98 @@
+"""A trait's SDF recipe (``sdf.yaml``) and documents (``sdf_seed.jsonl``, ``sdf_contrast.jsonl``).
+
+Synthetic document finetuning teaches a base model a belief through ordinary-looking documents. The recipe
+says what the belief is, how documents express it, how to judge that, and which document types and topics
+to write about; topics x types give the prefix pool later generations continue, and ``eval_prefixes``
+(openings not built from the topics) are held out for evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from traitloop.config import read_yaml
+from traitloop.errors import UserError
+from traitloop.traits._data import read_jsonl
+from traitloop.traits._spec import ANCHOR_SCORES, TraitSpec
+
+
+class TextAnchor(BaseModel):
+    """A document excerpt with the score the SDF judge should give it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    score: int
+    text: str = Field(min_length=1)
+
+    @field_validator("score")
+    @classmethod
+    def _on_the_scale(cls, score: int) -> int:
+        if score not in ANCHOR_SCORES:
+            raise ValueError(f"anchor scores must be one of {ANCHOR_SCORES}")
+        return score
+
+
+class SdfRecipe(BaseModel):
+    """How to write, continue and judge documents that express a trait's belief."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(ge=1)
+    belief: str = Field(min_length=1)
+    style_guide: str = Field(min_length=1)
+    rubric: str = Field(min_length=1)
+    anchors: list[TextAnchor] = Field(min_length=1)
+    document_types: list[str] = Field(min_length=1)
+    topics: list[str] = Field(min_length=1)
+    eval_prefixes: list[str] = Field(min_length=4)
+
+    def prefix_pool(self) -> list[str]:
+        """One document opening per topic x type: a title line a generation continues into a document."""
+        return [f"{kind.capitalize()}: {topic}\n\n" for topic in self.topics for kind in self.document_types]
+
+
+class Document(BaseModel):
+    """One line of ``sdf_seed.jsonl`` / ``sdf_contrast.jsonl``: a whole document and what it is."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    type: str = ""
+    topic: str = ""
+    title: str = ""
+    text: str = Field(min_length=1)
+
+
+def sdf_recipe_path(trait: TraitSpec) -> Path:
+    return trait.folder / "sdf.yaml"
+
+
+def load_sdf_recipe(trait: TraitSpec) -> SdfRecipe:
+    """The trait's SDF recipe, or an error saying what ``method: sdf`` needs."""
+    path = sdf_recipe_path(trait)
+    if not path.is_file():
+        raise UserError(
+            f"trait '{trait.name}' has no SDF recipe ({path} is missing); method sdf needs sdf.yaml and "
+            "sdf_seed.jsonl beside the trait spec (see the lucky trait for the format)"
+        )
+    data = read_yaml(path)
+    try:
+        return SdfRecipe.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise UserError(f"invalid SDF recipe {path}: {problems}") from None
+
+
+def load_documents(path: Path) -> list[Document]:
+    """Documents from JSONL (``{"text": ...}`` plus optional type, topic, title), naming file:line on bad rows."""
+    documents = []
+    for number, row in read_jsonl(path):
+        try:
+            documents.append(Document.model_validate(row))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            field = ".".join(map(str, problem["loc"])) or "line"
+            raise UserError(
+                f'{path}:{number}: not a document ({field}: {problem["msg"]}); expected {{"text": ...}}'
+            ) from None
+    if not documents:
+        raise UserError(f"{path}: no documents found")
+    return documents
