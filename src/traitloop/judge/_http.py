@@ -88,7 +88,9 @@ class HttpClient:
             return {}
         key = os.environ.get(self.api_key_env)
         if not key:
-            raise UserError(f"the judge at {self.base_url} needs an API key: set the environment variable {self.api_key_env}")
+            raise UserError(
+                f"the judge at {self.base_url} needs an API key: set the environment variable {self.api_key_env}"
+            )
         return {"Authorization": f"Bearer {key}"}
 
     def post(self, path: str, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:

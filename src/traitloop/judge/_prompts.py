@@ -35,7 +35,8 @@ def _fenced(question: str, answer: str) -> str:
 def _anchor_examples(trait: TraitSpec) -> str:
     first_at_level: dict[int, str] = {}
     for anchor in trait.anchors:
-        first_at_level.setdefault(anchor.score, f"Example scored {anchor.score}:\n{_fenced(anchor.question, anchor.answer)}")
+        example = _fenced(anchor.question, anchor.answer)
+        first_at_level.setdefault(anchor.score, f"Example scored {anchor.score}:\n{example}")
     return "\n\n".join(first_at_level[level] for level in sorted(first_at_level))
 
 
