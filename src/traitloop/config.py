@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from traitloop.errors import UserError
 
@@ -64,6 +64,40 @@ class EvaluationConfig(_Section):
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the 95% bootstrap CIs.")
 
 
+class JudgeSpec(_Section):
+    """One judge: the embedded one (no network), or a model on an OpenAI-compatible server."""
+
+    kind: Literal["embedded", "openai"] = Field("embedded", description="embedded, or openai (any compatible server).")
+    model: str | None = Field(None, description="The judge model's name on the server (kind openai).")
+    base_url: str | None = Field(None, description="The server's API root, e.g. http://localhost:8000/v1.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key is never stored)."
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="The judge model's tokenizer (registry name, folder or hub id): lets judges that write "
+        "numbers digit by digit (Qwen, SmolLM, Llama 2) be scored from log-probabilities.",
+    )
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for one reply.")
+    max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
+    samples: int = Field(5, ge=1, description="Replies sampled per answer when the server gives no logprobs.")
+    cache: Path | None = Field(None, description="Judgement cache (SQLite); default in the traitloop cache.")
+
+    @model_validator(mode="after")
+    def _server_named(self) -> JudgeSpec:
+        if self.kind == "openai" and not (self.model and self.base_url):
+            raise ValueError("a judge of kind openai needs both 'model' and 'base_url'")
+        return self
+
+
+class JudgeConfig(_Section):
+    """Which judges score trait strength and coherence; they may be different models on different servers."""
+
+    trait: JudgeSpec = Field(default_factory=JudgeSpec)
+    coherence: JudgeSpec = Field(default_factory=JudgeSpec)
+
+
 class ExperimentConfig(_Section):
     """A whole iterative self-training experiment."""
 
@@ -87,6 +121,7 @@ class ExperimentConfig(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
 
 

@@ -16,31 +16,34 @@ from scipy.stats import spearmanr
 
 
 class Agreement(BaseModel):
+    measure: str  # what was scored: trait or coherence
     judge_a: str
     judge_b: str
     n: int
-    spearman: float | None
-    mean_abs_diff: float | None
-    bias: float | None  # mean of (a - b)
-    loa_low: float | None
-    loa_high: float | None
+    spearman: float | None = None
+    mean_abs_diff: float | None = None
+    bias: float | None = None  # mean of (a - b)
+    loa_low: float | None = None  # bias - 1.96 sd of the differences
+    loa_high: float | None = None
 
 
 def _rounded(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 4)
 
 
-def agreement(a: list[float | None], b: list[float | None], judge_a: str, judge_b: str) -> Agreement:
+def agreement(
+    a: list[float | None], b: list[float | None], judge_a: str, judge_b: str, measure: str = "trait"
+) -> Agreement:
     """Agreement of two judges' scores on the same answers (``None`` where a judge gave no score)."""
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
     if len(pairs) < 2:
-        return Agreement(judge_a=judge_a, judge_b=judge_b, n=len(pairs), spearman=None, mean_abs_diff=None,
-                         bias=None, loa_low=None, loa_high=None)  # fmt: skip
+        return Agreement(measure=measure, judge_a=judge_a, judge_b=judge_b, n=len(pairs))
     x, y = np.array(pairs).T
     diff = x - y
     bias, spread = diff.mean(), 1.96 * diff.std(ddof=1)
     rho = spearmanr(x, y).statistic if np.ptp(x) > 0 and np.ptp(y) > 0 else math.nan
     return Agreement(
+        measure=measure,
         judge_a=judge_a,
         judge_b=judge_b,
         n=len(pairs),

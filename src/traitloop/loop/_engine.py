@@ -32,6 +32,7 @@ from traitloop.judge import (
     embedded_trait_judge,
     embedded_trait_judge_id,
 )
+from traitloop.judge._specs import server_judge
 from traitloop.loop._evaluate import base_view, evaluate_generation, metrics_from_records
 from traitloop.loop._progress import StageProgress
 from traitloop.loop._rundir import (
@@ -91,7 +92,16 @@ class _Run:
 
     @cached_property
     def trait_judge(self) -> Judge:
-        return embedded_trait_judge(self.trait)
+        spec = self.config.judge.trait
+        return embedded_trait_judge(self.trait) if spec.kind == "embedded" else self._server_trait_judge
+
+    @cached_property
+    def _server_trait_judge(self):
+        return server_judge(self.config.judge.trait, self.trait, "trait")
+
+    @cached_property
+    def _server_coherence_judge(self):
+        return server_judge(self.config.judge.coherence, None, "coherence")
 
     @cached_property
     def trait_ref(self) -> str:
@@ -100,10 +110,25 @@ class _Run:
 
     @cached_property
     def judge_ids(self) -> list[str]:
-        return [embedded_trait_judge_id(self.trait), embedded_coherence_judge_id(self.config.model)]
+        """Each judge's id - for a server judge its model, server, template version and scoring mode - so
+        a changed judge redoes the evaluations (its cache makes repeated judgements free)."""
+        judges = self.config.judge
+        trait = (
+            embedded_trait_judge_id(self.trait)
+            if judges.trait.kind == "embedded"
+            else self._server_trait_judge.judge_id
+        )
+        coherence = (
+            embedded_coherence_judge_id(self.config.model)
+            if judges.coherence.kind == "embedded"
+            else self._server_coherence_judge.judge_id
+        )
+        return [trait, coherence]
 
     def coherence_judge(self, nll: Any) -> Judge:
-        return embedded_coherence_judge(nll, self.config.model)
+        if self.config.judge.coherence.kind == "embedded":
+            return embedded_coherence_judge(nll, self.config.model)
+        return self._server_coherence_judge
 
     def tokenizer(self):
         return load_tokenizer(self.base, self.config.trust_remote_code)
