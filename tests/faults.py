@@ -22,6 +22,8 @@ class FlakyProxy:
     def __init__(self, upstream: str | None, faults: list[str], retry_after: float = 1.0, hang: float = 3.0) -> None:
         self.upstream = upstream.rstrip("/") if upstream else None
         self.retry_after, self.hang = retry_after, hang
+        self.down_after: int | None = None  # after this many requests, every request gets a 500
+        self.requests = 0
         self.counts: dict[str, int] = {}
         self.retry_waits: list[float] = []  # seconds between a 429 and the next request
         self._faults = itertools.cycle(faults)
@@ -34,6 +36,9 @@ class FlakyProxy:
 
     def _next_fault(self) -> str:
         with self._lock:
+            self.requests += 1
+            if self.down_after is not None and self.requests > self.down_after:
+                return "500"
             fault = next(self._faults)
             self.counts[fault] = self.counts.get(fault, 0) + 1
             now = time.monotonic()
