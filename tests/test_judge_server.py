@@ -9,8 +9,10 @@ import json
 import pytest
 from conftest import tiny_config
 from faults import FlakyProxy
+from typer.testing import CliRunner
 
 import traitloop
+from traitloop.cli import app
 from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.judge import Item, JudgeUnavailable, openai_judge
@@ -141,3 +143,20 @@ def test_a_run_judged_by_the_server_stops_when_it_goes_down_and_resumes(server, 
     traitloop.run(config, output=tmp_path / "again")  # same answers (seeded): every judgement is cached
     proxy.close()
     assert proxy.requests == requests
+
+
+def test_cli_compares_the_embedded_and_the_server_judge(server, items, tmp_path):
+    source = tmp_path / "answers.jsonl"
+    source.write_text("".join(json.dumps({"question": i.question, "answer": i.answer}) + "\n" for i in items))
+    result = CliRunner().invoke(
+        app,
+        ["judge", "--trait", "lucky", "--input", str(source), "--output", str(tmp_path / "scored.jsonl"),
+         "--judge", f"embedded,openai:{MODEL_ALIAS}@{server}", "--agreement"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Spearman" in text and "trait" in text and "coherence" in text
+    rows = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    server_label = f"openai:{MODEL_ALIAS}@{server}"
+    assert all(set(r["judgements"]) == {"embedded", server_label} for r in rows)
+    assert all(r["trait_score"] == r["judgements"]["embedded"]["trait_score"] for r in rows)
