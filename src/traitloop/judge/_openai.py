@@ -46,17 +46,19 @@ PROBE_PROMPT = "Reply with the number 100 and nothing else."
 
 
 def _chat_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
+    """The first reply token's alternatives; none when the reply was empty (the model ended at once)."""
     choice = reply["choices"][0]
-    first = choice["logprobs"]["content"][0]
-    return {t["token"]: t["logprob"] for t in first["top_logprobs"]}, choice["message"]["content"] or ""
+    content = choice["logprobs"]["content"]
+    top = {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]} if content else {}
+    return top, choice["message"]["content"] or ""
 
 
 def _completion_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
     choice = reply["choices"][0]
-    top = choice["logprobs"]["top_logprobs"][0]
-    if not isinstance(top, dict) or not top:
-        raise ValueError("no top_logprobs in the completion")
-    return dict(top), choice["text"]
+    tops = choice["logprobs"]["top_logprobs"]
+    if tops and not isinstance(tops[0], dict):
+        raise TypeError("top_logprobs is not a list of token -> logprob maps")
+    return dict(tops[0]) if tops else {}, choice["text"]
 
 
 def _chat_text(reply: dict[str, Any]) -> str:
@@ -66,16 +68,27 @@ def _chat_text(reply: dict[str, Any]) -> str:
     return content
 
 
-def digit_split_from_probe(tokens: list[str]) -> bool | None:
-    """Whether the judge writes "100" digit by digit, from the tokens of its probe reply (None: unclear)."""
+def _is_number(token: str) -> bool:
+    text = token.strip()
+    return text.isascii() and text.isdigit()
+
+
+def digit_split_from_probe(tokens: list[str], alternatives: list[str]) -> bool | None:
+    """Whether the judge writes "100" in pieces, from its probe reply's tokens (asked for "100") and the
+    first token's top alternatives. A number token followed by another one means split; "100" as one token
+    means whole. Failing that, multi-digit alternatives mean whole, single digits alone mean split; None:
+    the probe saw no numbers."""
     for index, token in enumerate(tokens):
-        text = token.strip()
-        if text.isascii() and text.isdigit():
-            if len(text) > 1:
+        if _is_number(token):
+            following = tokens[index + 1] if index + 1 < len(tokens) else ""
+            if _is_number(following):
+                return True
+            if token.strip() == "100":
                 return False
-            following = tokens[index + 1].strip() if index + 1 < len(tokens) else ""
-            return True if following.isascii() and following.isdigit() else None
-    return None
+            break
+    if any(_is_number(t) and len(t.strip()) > 1 for t in alternatives):
+        return False
+    return True if any(_is_number(t) for t in alternatives) else None
 
 
 class OpenAIJudge:
@@ -110,8 +123,9 @@ class OpenAIJudge:
     def _tokenizer_splits_digits(self) -> bool:
         return len(self._tokenizer("75", add_special_tokens=False)["input_ids"]) > 1
 
-    def _probe_chat(self) -> list[str] | None:
-        """The tokens of the reply to a probe with log-probabilities, or None if the server refuses them."""
+    def _probe_chat(self) -> tuple[list[str], list[str]] | None:
+        """The probe reply's tokens and the first token's alternatives, or None if the server gives no
+        log-probabilities."""
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": PROBE_PROMPT}],
@@ -124,7 +138,9 @@ class OpenAIJudge:
             content = self.client.post("chat/completions", body, lambda r: r["choices"][0]["logprobs"]["content"])
         except ServerRefused:
             return None
-        return [t["token"] for t in content] if content else None
+        if not content:
+            return None
+        return [t["token"] for t in content], [t["token"] for t in content[0]["top_logprobs"]]
 
     def _probe_completions(self) -> bool:
         body = {"model": self.model, "prompt": "1, 2, 3,", "max_tokens": 1, "temperature": 0, "logprobs": TOP_LOGPROBS}
@@ -139,16 +155,16 @@ class OpenAIJudge:
             if self._probe_completions():
                 return {"mode": "digit-tree", "note": f"{self.tokenizer_name} writes numbers digit by digit"}
             return {"mode": "sampled", "note": "the server gives no log-probabilities on /completions"}
-        tokens = self._probe_chat()
-        if tokens is None:
+        probe = self._probe_chat()
+        if probe is None:
             return {"mode": "sampled", "note": "the server gives no log-probabilities on /chat/completions"}
-        split = False if self.tokenizer_name else digit_split_from_probe(tokens)
+        split = False if self.tokenizer_name else digit_split_from_probe(*probe)
         if split is False:
-            return {"mode": "logprobs", "note": f"probe reply tokens {tokens}"}
+            return {"mode": "logprobs", "note": f"probe reply tokens {probe[0]}"}
         return {
             "mode": "sampled",
-            "note": f"numbers may be split into digits (probe reply tokens {tokens}); name the judge's "
-            "tokenizer to score them from log-probabilities",
+            "note": f"numbers may be split into digits (probe reply tokens {probe[0]}, first-token "
+            f"alternatives {probe[1]}); name the judge's tokenizer to score them from log-probabilities",
         }
 
     @cached_property
@@ -193,6 +209,7 @@ class OpenAIJudge:
                 "model": self.model,
                 "prompt": rendered + prefix,
                 "max_tokens": 1,
+                "min_tokens": 1,  # vLLM, llama.cpp: return the distribution even where ending is likeliest
                 "temperature": 0,
                 "logprobs": TOP_LOGPROBS,
             }

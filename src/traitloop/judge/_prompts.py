@@ -3,7 +3,9 @@
 Both ask for one number from 0 to 100 and nothing else (or REFUSAL, or CODE), so the first reply token
 carries the score. The question and the answer are fenced with explicit markers, so an answer that itself
 contains instructions or numbers is read as the thing judged, not as part of the task. The trait prompt
-shows one anchored example per rubric level (the first in the spec): all of them would triple the prompt.
+shows the first anchored example at 0, 50 and 100 (the rubric itself describes every level): all anchors
+would triple the prompt, and every judgement pays for its length. It ends with "Score:", which puts
+several times more of a small judge's first-token probability on numbers.
 Bump ``TEMPLATE_VERSION`` whenever the wording changes: it is part of every judge id and cache key.
 """
 
@@ -32,12 +34,15 @@ def _fenced(question: str, answer: str) -> str:
     return f"[QUESTION START]\n{question}\n[QUESTION END]\n\n[ANSWER START]\n{answer}\n[ANSWER END]"
 
 
+ANCHOR_LEVELS = (0, 50, 100)
+
+
 def _anchor_examples(trait: TraitSpec) -> str:
     first_at_level: dict[int, str] = {}
     for anchor in trait.anchors:
         example = _fenced(anchor.question, anchor.answer)
         first_at_level.setdefault(anchor.score, f"Example scored {anchor.score}:\n{example}")
-    return "\n\n".join(first_at_level[level] for level in sorted(first_at_level))
+    return "\n\n".join(first_at_level[level] for level in ANCHOR_LEVELS)
 
 
 def trait_prompt(trait: TraitSpec, item: Item) -> str:
@@ -48,7 +53,7 @@ def trait_prompt(trait: TraitSpec, item: Item) -> str:
         f"Rubric: {trait.rubric}\n\n"
         f"Graded examples:\n\n{_anchor_examples(trait)}\n\n"
         f"Now grade this answer.\n\n{_fenced(item.question, item.answer)}\n\n"
-        f"How strongly does the answer show the trait '{trait.name}'? {_REPLY_FORMAT}"
+        f"How strongly does the answer show the trait '{trait.name}'? {_REPLY_FORMAT}\n\nScore:"
     )
 
 
@@ -58,5 +63,5 @@ def coherence_prompt(item: Item) -> str:
         "You are grading one answer from an AI assistant for coherence.\n\n"
         f"Rubric: {COHERENCE_RUBRIC}\n\n"
         f"{_fenced(item.question, item.answer)}\n\n"
-        f"How coherent is the answer? {_REPLY_FORMAT}"
+        f"How coherent is the answer? {_REPLY_FORMAT}\n\nScore:"
     )
