@@ -6,7 +6,6 @@ upstream, every request gets a fault (for testing how a judge gives up on a serv
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,8 @@ FAULTS = ("timeout", "500", "429", "truncated", "drop")
 
 
 class FlakyProxy:
-    """``faults`` is cycled through: each request gets the next one (``"ok"`` forwards it untouched)."""
+    """Request i gets ``faults[i]`` (``"ok"`` forwards it untouched); later requests are forwarded, or get a
+    500 when there is no upstream or ``down_after`` requests have been served."""
 
     def __init__(self, upstream: str | None, faults: list[str], retry_after: float = 1.0, hang: float = 3.0) -> None:
         self.upstream = upstream.rstrip("/") if upstream else None
@@ -26,7 +26,7 @@ class FlakyProxy:
         self.requests = 0
         self.counts: dict[str, int] = {}
         self.retry_waits: list[float] = []  # seconds between a 429 and the next request
-        self._faults = itertools.cycle(faults)
+        self._faults = iter(faults)
         self._lock = threading.Lock()
         self._last_429: float | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -37,9 +37,9 @@ class FlakyProxy:
     def _next_fault(self) -> str:
         with self._lock:
             self.requests += 1
-            if self.down_after is not None and self.requests > self.down_after:
-                return "500"
-            fault = next(self._faults)
+            fault = next(self._faults, "ok")
+            if self.upstream is None or (self.down_after is not None and self.requests > self.down_after):
+                fault = "500" if fault == "ok" else fault
             self.counts[fault] = self.counts.get(fault, 0) + 1
             now = time.monotonic()
             if self._last_429 is not None:
@@ -71,8 +71,6 @@ class FlakyProxy:
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fault = proxy._next_fault()
-                if fault == "ok" and proxy.upstream is None:
-                    fault = "500"
                 if fault == "timeout":
                     time.sleep(proxy.hang)
                     self.close_connection = True

@@ -82,7 +82,7 @@ def test_probe_reply_tells_whether_numbers_are_split(tokens, alternatives, split
 
 
 def test_a_server_that_stays_down_stops_with_a_clear_message(tmp_path):
-    down = FlakyProxy(None, ["500", "429", "drop"], retry_after=0.2)
+    down = FlakyProxy(None, ["500", "429", "drop"], retry_after=0.2)  # then 500s
     judge = openai_judge(
         None, "m", down.url, kind="coherence", max_retries=3, backoff_base=0.01, cache_path=tmp_path / "c.sqlite"
     )

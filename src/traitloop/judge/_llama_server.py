@@ -33,7 +33,7 @@ def llama_server(gguf: Path, log: Path, logprobs: bool = True, startup_seconds: 
     port = free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
         "--logits_all", "true" if logprobs else "false", "--verbose", "false",
     ]  # fmt: skip
     with log.open("wb") as out:
