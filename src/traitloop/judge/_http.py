@@ -2,8 +2,9 @@
 
 Timeouts, connection errors, 429 and 5xx replies, and bodies that are not the JSON asked for (a proxy that
 cut the reply short) are retried with exponential backoff and jitter, waiting at least as long as a
-``Retry-After`` header asks. Other 4xx replies are the server refusing the request (an unsupported
-parameter), which retrying cannot fix. When the retries run out the caller gets :class:`JudgeUnavailable`.
+``Retry-After`` header asks. Other 4xx replies, and 5xx replies that say the request is "not supported"
+(llama-cpp-python answers a logprobs request it cannot serve with a 500), are the server refusing the
+request, which retrying cannot fix. When the retries run out the caller gets :class:`JudgeUnavailable`.
 """
 
 from __future__ import annotations
@@ -107,11 +108,12 @@ class HttpClient:
             except httpx.TransportError as error:  # timeouts, refused or dropped connections, cut-off bodies
                 problem = f"{type(error).__name__}: {error}"
             else:
+                refused = response.status_code >= 500 and "not supported" in response.text.lower()
+                if refused or 400 <= response.status_code < 500 and response.status_code != 429:
+                    raise ServerRefused(response.status_code, response.text)
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"HTTP {response.status_code}: {response.text[:200]}"
                     wait = max(wait, retry_after_seconds(response.headers.get("retry-after")))
-                elif response.status_code >= 400:
-                    raise ServerRefused(response.status_code, response.text)
                 else:
                     try:
                         return read(response.json())

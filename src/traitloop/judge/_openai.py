@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from traitloop.errors import UserError
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
 from traitloop.judge._http import HttpClient, ServerRefused
 from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
@@ -136,7 +137,8 @@ class OpenAIJudge:
         }
         try:
             content = self.client.post("chat/completions", body, lambda r: r["choices"][0]["logprobs"]["content"])
-        except ServerRefused:
+        except ServerRefused as error:
+            self._stop_on_auth(error)
             return None
         if not content:
             return None
@@ -146,7 +148,8 @@ class OpenAIJudge:
         body = {"model": self.model, "prompt": "1, 2, 3,", "max_tokens": 1, "temperature": 0, "logprobs": TOP_LOGPROBS}
         try:
             self.client.post("completions", body, _completion_top_logprobs)
-        except ServerRefused:
+        except ServerRefused as error:
+            self._stop_on_auth(error)
             return False
         return True
 
@@ -246,7 +249,10 @@ class OpenAIJudge:
             score_prompt = {"logprobs": self._score_logprobs, "digit-tree": self._score_digit_tree}.get(
                 self.mode, self._score_sampled
             )
-            score, raw = score_prompt(prompt)
+            try:
+                score, raw = score_prompt(prompt)
+            except ServerRefused as error:
+                return self._refused(error)
             reason = None if score.score is not None else f"{score.reason}; reply: {raw!r}"
             cached = CachedJudgement(score.score, reason, raw, score.number_mass)
             self.cache.put(key, cached)
@@ -254,6 +260,16 @@ class OpenAIJudge:
             with self._lock:
                 self.cache_hits += 1
         return Judgement(cached.score, self.judge_id, cached.reason)
+
+    def _stop_on_auth(self, error: ServerRefused) -> None:
+        if error.status in (401, 403):
+            raise UserError(f"the judge server {self.base_url} refused the API key ({error}); check api_key_env")
+
+    def _refused(self, error: ServerRefused) -> Judgement:
+        """A request the server will not serve: a key problem stops everything; anything else (a prompt
+        longer than the context) leaves this answer unscored, uncached so a fixed server is asked again."""
+        self._stop_on_auth(error)
+        return Judgement(None, self.judge_id, f"server refused the request: {error}")
 
     def __call__(self, items: list[Item]) -> list[Judgement]:
         """Judge ``items`` concurrently, in order; a server that stays down raises ``JudgeUnavailable``
