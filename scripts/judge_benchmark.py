@@ -52,7 +52,7 @@ def main() -> None:
         for concurrency in (1, 8):
             judge = openai_judge(
                 trait, MODEL_ALIAS, url, tokenizer="smollm2-135m-instruct", concurrency=concurrency,
-                cache_path=work / f"cache-c{concurrency}.sqlite",
+                cache_path=work / f"cache-c{concurrency}.sqlite", timeout=900.0,  # queued behind the others
             )  # fmt: skip
             judge.facts  # noqa: B018 - the mode probe is not part of the timing
             judgements, seconds = timed(judge, items)

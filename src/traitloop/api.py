@@ -110,13 +110,13 @@ def _score_file(
 
     labels = [judge_label(s) for s in specs]
     for index, (label, judge_spec) in enumerate(zip(labels, specs, strict=True)):
-        scored = [dict(row) for row in rows]
-        score_rows(scored, items, *_judge_pair(judge_spec, spec, model, nll_scorer))
-        for row, with_scores in zip(rows, scored, strict=True):
+        scores: list[dict[str, Any]] = [{} for _ in rows]
+        score_rows(scores, items, *_judge_pair(judge_spec, spec, model, nll_scorer))
+        for row, by_this_judge in zip(rows, scores, strict=True):
             if len(specs) > 1:
-                row.setdefault("judgements", {})[label] = {k: v for k, v in with_scores.items() if k not in row}
+                row.setdefault("judgements", {})[label] = by_this_judge
             if index == 0:
-                row.update({k: v for k, v in with_scores.items() if k.startswith(("trait_", "coherence_"))})
+                row.update(by_this_judge)
     return rows, labels
 
 
