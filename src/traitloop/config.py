@@ -79,7 +79,9 @@ class JudgeSpec(_Section):
         "numbers digit by digit (Qwen, SmolLM, Llama 2) be scored from log-probabilities.",
     )
     concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
-    timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for one reply.")
+    timeout: float = Field(
+        300.0, gt=0.0, description="Seconds to wait for one reply, queueing included (some servers run one at a time)."
+    )
     max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
     samples: int = Field(5, ge=1, description="Replies sampled per answer when the server gives no logprobs.")
     cache: Path | None = Field(None, description="Judgement cache (SQLite); default in the traitloop cache.")

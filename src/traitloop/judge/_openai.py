@@ -292,7 +292,7 @@ def openai_judge(
     kind: Literal["trait", "coherence"] = "trait",
     api_key_env: str | None = None,
     concurrency: int = 8,
-    timeout: float = 60.0,
+    timeout: float = 300.0,
     max_retries: int = 6,
     samples: int = 5,
     tokenizer: str | None = None,
