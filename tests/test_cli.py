@@ -95,3 +95,22 @@ def test_judge_names_a_bad_input_line(tmp_path):
     source.write_text('{"question": "q", "answer": "a"}\n{"text": "neither shape"}\n')
     result = invoke("judge", "--trait", "lucky", "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 2 and f"{source}:2" in result.text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--judge", "openai:gpt-4o-mini", "-o", "out.jsonl"],
+            "bad --judge 'openai:gpt-4o-mini': expected 'embedded' or",
+        ),
+        (["--judge", "claude", "-o", "out.jsonl"], "bad --judge 'claude'"),
+        (["--agreement"], "judge agreement needs at least two judges"),
+        ([], "--output is needed"),
+    ],
+)
+def test_judge_reports_bad_judge_options(tmp_path, args, message):
+    source = tmp_path / "answers.jsonl"
+    source.write_text('{"question": "q", "answer": "a"}\n')
+    result = invoke("judge", "--trait", "lucky", "--input", str(source), *args)
+    assert result.exit_code == 2 and message in result.text

@@ -84,3 +84,20 @@ def test_dpo_gets_its_own_default_learning_rate_unless_one_is_given():
     given = parse_config({"trait": "lucky", "method": "dpo", "training": {"learning_rate": 5e-4}})
     assert given.training.learning_rate == 5e-4
     assert parse_config({"trait": "lucky"}).training.learning_rate == 1e-3
+
+
+def test_judges_default_to_embedded_and_a_server_judge_needs_model_and_url():
+    config = parse_config({"trait": "lucky"})
+    assert config.judge.trait.kind == config.judge.coherence.kind == "embedded"
+    server = {"kind": "openai", "model": "Qwen/Qwen2.5-7B-Instruct", "base_url": "http://localhost:8000/v1"}
+    config = parse_config({"trait": "lucky", "judge": {"coherence": server}})
+    assert config.judge.coherence.model == "Qwen/Qwen2.5-7B-Instruct" and config.judge.coherence.concurrency == 8
+    with pytest.raises(UserError, match="judge.trait: .*needs both 'model' and 'base_url'"):
+        parse_config({"trait": "lucky", "judge": {"trait": {"kind": "openai", "model": "m"}}})
+
+
+def test_an_api_key_in_the_config_is_refused_in_favour_of_its_environment_variable():
+    with pytest.raises(
+        UserError, match=r"unknown field 'judge.trait.api_key' - did you mean 'judge.trait.api_key_env'"
+    ):
+        parse_config({"trait": "lucky", "judge": {"trait": {"api_key": "sk-123"}}})

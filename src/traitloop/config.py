@@ -81,6 +81,42 @@ class DpoConfig(_Section):
     )
 
 
+class JudgeSpec(_Section):
+    """One judge: the embedded one (no network), or a model on an OpenAI-compatible server."""
+
+    kind: Literal["embedded", "openai"] = Field("embedded", description="embedded, or openai (any compatible server).")
+    model: str | None = Field(None, description="The judge model's name on the server (kind openai).")
+    base_url: str | None = Field(None, description="The server's API root, e.g. http://localhost:8000/v1.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key is never stored)."
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="The judge model's tokenizer (registry name, folder or hub id): lets judges that write "
+        "numbers digit by digit (Qwen, SmolLM, Llama 2) be scored from log-probabilities.",
+    )
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    timeout: float = Field(
+        300.0, gt=0.0, description="Seconds to wait for one reply, queueing included (some servers run one at a time)."
+    )
+    max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
+    samples: int = Field(5, ge=1, description="Replies sampled per answer when the server gives no logprobs.")
+    cache: Path | None = Field(None, description="Judgement cache (SQLite); default in the traitloop cache.")
+
+    @model_validator(mode="after")
+    def _server_named(self) -> JudgeSpec:
+        if self.kind == "openai" and not (self.model and self.base_url):
+            raise ValueError("a judge of kind openai needs both 'model' and 'base_url'")
+        return self
+
+
+class JudgeConfig(_Section):
+    """Which judges score trait strength and coherence; they may be different models on different servers."""
+
+    trait: JudgeSpec = Field(default_factory=JudgeSpec)
+    coherence: JudgeSpec = Field(default_factory=JudgeSpec)
+
+
 class ExperimentConfig(_Section):
     """A whole iterative self-training experiment."""
 
@@ -107,6 +143,7 @@ class ExperimentConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
@@ -117,6 +154,8 @@ class ExperimentConfig(_Section):
         """Reject settings the chosen method would silently ignore; give DPO its own default learning rate."""
         if self.method != "dpo" and self.dpo != DpoConfig():
             raise ValueError(f"the dpo section applies only with method: dpo (method is {self.method})")
+        if self.method == "sdf" and self.judge.trait.kind == "openai":
+            raise ValueError("server trait judges score chat answers; method sdf uses the embedded SDF judge")
         sft_only = [name for name in ("min_coherence", "mix_seed_examples") if getattr(self, name)]
         if self.method != "sft" and sft_only:
             raise ValueError(f"{', '.join(sft_only)} applies only with method: sft (method is {self.method})")

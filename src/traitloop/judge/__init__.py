@@ -1,20 +1,29 @@
 """Judges behind one interface: a list of (question, answer) items in, one 0-100 judgement per item out."""
 
+from traitloop.judge._agreement import Agreement, agreement
 from traitloop.judge._coherence import (
     coherence_from_signals,
     embedded_coherence_judge,
     embedded_coherence_judge_id,
 )
 from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
+from traitloop.judge._http import JudgeUnavailable
+from traitloop.judge._openai import OpenAIJudge, openai_judge
+from traitloop.judge._prompts import TEMPLATE_VERSION
 from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id
 from traitloop.judge._select import trait_judge_for
 from traitloop.judge._signals import base_nll_scorer, distinct_n, letter_share, repetition
 from traitloop.judge._types import Item, Judge, Judgement
 
 __all__ = [
+    "TEMPLATE_VERSION",
+    "Agreement",
     "Item",
     "Judge",
+    "JudgeUnavailable",
     "Judgement",
+    "OpenAIJudge",
+    "agreement",
     "base_nll_scorer",
     "coherence_from_signals",
     "distinct_n",
@@ -25,6 +34,7 @@ __all__ = [
     "embedded_trait_judge",
     "embedded_trait_judge_id",
     "letter_share",
+    "openai_judge",
     "repetition",
     "trait_judge_for",
 ]

@@ -13,7 +13,14 @@ from rich.console import Console
 
 from traitloop.config import ExperimentConfig
 from traitloop.generate import LocalGenerator, SamplingParams
-from traitloop.judge import Judge, embedded_coherence_judge, embedded_coherence_judge_id, trait_judge_for
+from traitloop.judge import (
+    Judge,
+    OpenAIJudge,
+    embedded_coherence_judge,
+    embedded_coherence_judge_id,
+    trait_judge_for,
+)
+from traitloop.judge._specs import server_judge
 from traitloop.loop._progress import StageProgress
 from traitloop.loop._rundir import Manifest
 from traitloop.models import load_model, load_tokenizer
@@ -55,7 +62,17 @@ class Run:
 
     @cached_property
     def trait_judge(self) -> Judge:
+        if self.config.judge.trait.kind == "openai":
+            return self._server_trait_judge
         return trait_judge_for(self.trait, self.config.method)[0]
+
+    @cached_property
+    def _server_trait_judge(self) -> OpenAIJudge:
+        return server_judge(self.config.judge.trait, self.trait, "trait")
+
+    @cached_property
+    def _server_coherence_judge(self) -> OpenAIJudge:
+        return server_judge(self.config.judge.coherence, None, "coherence")
 
     @cached_property
     def trait_ref(self) -> str:
@@ -64,8 +81,18 @@ class Run:
 
     @cached_property
     def judge_ids(self) -> list[str]:
-        trait_judge_id = trait_judge_for(self.trait, self.config.method, fit=False)[1]
-        return [trait_judge_id, embedded_coherence_judge_id(self.config.model)]
+        """Each judge's id - for a server judge its model, server, template version and scoring mode - so
+        a changed judge redoes the evaluations (its cache makes repeated judgements free)."""
+        judges = self.config.judge
+        if judges.trait.kind == "openai":
+            trait = self._server_trait_judge.judge_id
+        else:
+            trait = trait_judge_for(self.trait, self.config.method, fit=False)[1]
+        if judges.coherence.kind == "openai":
+            coherence = self._server_coherence_judge.judge_id
+        else:
+            coherence = embedded_coherence_judge_id(self.config.model)
+        return [trait, coherence]
 
     @property
     def chat(self) -> bool:
@@ -73,6 +100,8 @@ class Run:
         return self.config.method != "sdf"
 
     def coherence_judge(self, nll: Any) -> Judge:
+        if self.config.judge.coherence.kind == "openai":
+            return self._server_coherence_judge
         return embedded_coherence_judge(nll, self.config.model)
 
     def tokenizer(self):

