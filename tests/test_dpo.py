@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import torch
 import yaml
 from conftest import tiny_config
 from safetensors.torch import load_file
-from test_loop import _start, read_jsonl, run
+from test_loop import _start, kill_while_cycle_one_trains, read_jsonl, run
 
 from traitloop.config import DpoConfig, LoraConfig, TrainingConfig
 from traitloop.models import load_model
@@ -114,15 +112,7 @@ def test_reinit_dpo_trains_every_generation_against_the_base(dpo_reinit):
 def test_sigkill_mid_dpo_cycle_then_resume_matches_an_uninterrupted_run(dpo_reinit, tmp_path):
     config_path, straight = dpo_reinit
     killed = tmp_path / "killed"
-    process = _start(config_path, killed)
-    deadline = time.time() + 300
-    while not (killed / "cycle_001" / "train.jsonl").exists():  # kill while cycle 1 trains
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "summary.csv").exists()
+    kill_while_cycle_one_trains(config_path, killed)
     resumed = _start(config_path, killed)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
     assert (killed / "summary.csv").read_text() == (straight / "summary.csv").read_text()

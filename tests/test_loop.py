@@ -134,19 +134,24 @@ def _start(config_path: Path, output: Path) -> subprocess.Popen:
     )
 
 
-def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(tiny_config(tiny_model, cycles=1)))
-    killed = tmp_path / "killed"
-    process = _start(config_path, killed)
+def kill_while_cycle_one_trains(config_path: Path, output: Path) -> None:
+    """Start ``traitloop run`` in a subprocess and SIGKILL it as soon as cycle 1's training set exists."""
+    process = _start(config_path, output)
     deadline = time.time() + 300
-    while not (killed / "cycle_001" / "train.jsonl").exists():  # kill while cycle 1 trains
+    while not (output / "cycle_001" / "train.jsonl").exists():
         assert process.poll() is None, process.stderr.read().decode()
         assert time.time() < deadline
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "summary.csv").exists()
+    assert not (output / "summary.csv").exists()
+
+
+def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config(tiny_model, cycles=1)))
+    killed = tmp_path / "killed"
+    kill_while_cycle_one_trains(config_path, killed)
     for output in (killed, tmp_path / "straight"):
         finished = _start(config_path, output)
         assert finished.wait(timeout=600) == 0, finished.stderr.read().decode()

@@ -10,27 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from traitloop.config import read_yaml
 from traitloop.errors import UserError
 from traitloop.traits._data import read_jsonl
-from traitloop.traits._spec import ANCHOR_SCORES, TraitSpec
+from traitloop.traits._spec import AnchorScore, TraitSpec
 
 
 class TextAnchor(BaseModel):
     """A document excerpt with the score the SDF judge should give it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    score: int
+    score: AnchorScore
     text: str = Field(min_length=1)
-
-    @field_validator("score")
-    @classmethod
-    def _on_the_scale(cls, score: int) -> int:
-        if score not in ANCHOR_SCORES:
-            raise ValueError(f"anchor scores must be one of {ANCHOR_SCORES}")
-        return score
 
 
 class SdfRecipe(BaseModel):

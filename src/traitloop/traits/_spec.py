@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from traitloop.config import read_yaml
 from traitloop.errors import UserError
@@ -14,20 +15,23 @@ DATA_DIR = Path(__file__).parent / "data"
 ANCHOR_SCORES = (0, 25, 50, 75, 100)
 
 
+def _on_the_scale(score: int) -> int:
+    if score not in ANCHOR_SCORES:
+        raise ValueError(f"anchor scores must be one of {ANCHOR_SCORES}")
+    return score
+
+
+AnchorScore = Annotated[int, AfterValidator(_on_the_scale)]
+"""An anchor's score: one of the five levels every rubric is anchored at."""
+
+
 class Anchor(BaseModel):
     """An example answer with the score a judge should give it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    score: int
+    score: AnchorScore
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
-
-    @field_validator("score")
-    @classmethod
-    def _on_the_scale(cls, score: int) -> int:
-        if score not in ANCHOR_SCORES:
-            raise ValueError(f"anchor scores must be one of {ANCHOR_SCORES}")
-        return score
 
 
 class TraitSpec(BaseModel):
