@@ -16,7 +16,7 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model
-from transformers import PrinterCallback, TrainerCallback
+from transformers import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from traitloop.config import TrainingConfig
@@ -64,8 +64,8 @@ def train_sft(
 ) -> TrainResult:
     """Train one generation on chat answers and save its weights (safetensors) to ``output_dir`` atomically."""
     dataset = _as_prompt_completion(conversations)
-    trackers = trainer_callbacks(on_step, report_to, log_dir), report_to
-    trainer = _trainer(base, dataset, output_dir, config, seed, start_from, trackers, trust_remote_code)
+    tracking = (on_step, report_to, log_dir)
+    trainer = _trainer(base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code)
     return _train_and_save(trainer, output_dir, len(conversations), config)
 
 
@@ -102,8 +102,8 @@ def sdf_trainer(
 ) -> SFTTrainer:
     """An SFTTrainer on a plain ``text`` dataset: TRL tokenizes it as is (plus EOS), with no chat template."""
     dataset = Dataset.from_list([{"text": d} for d in documents])
-    trackers = trainer_callbacks(on_step, report_to, log_dir), report_to
-    return _trainer(base, dataset, output_dir, config, seed, start_from, trackers, trust_remote_code, False)
+    tracking = (on_step, report_to, log_dir)
+    return _trainer(base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code, False)
 
 
 def _trainer(
@@ -113,12 +113,12 @@ def _trainer(
     config: TrainingConfig,
     seed: int,
     start_from: Path | None,
-    trackers: tuple[list[TrainerCallback], list[str] | None],
+    tracking: tuple[Callable[[int, int], None] | None, list[str] | None, Path | None],
     trust_remote_code: bool,
     completion_only: bool = True,
 ) -> SFTTrainer:
-    """``trackers``: the callbacks (progress, TensorBoard) and the trainer's own ``report_to`` trackers."""
-    callbacks, report_to = trackers
+    """``tracking``: the progress callback, the trackers named in the config and TensorBoard's folder."""
+    on_step, report_to, log_dir = tracking
     tokenizer = load_tokenizer(base, trust_remote_code)
     tokenizer.padding_side = "right"
     model = _trainable_model(base, config, start_from, seed, trust_remote_code)
@@ -129,7 +129,7 @@ def _trainer(
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks(on_step, report_to, log_dir),
     )
     trainer.remove_callback(PrinterCallback)  # progress is reported through on_step instead
     return trainer
