@@ -60,6 +60,9 @@ def test_relative_data_paths_resolve_against_the_config_file(tmp_path):
     assert config.seed_file == tmp_path / "seeds.jsonl"
 
 
+SERVER = {"base_url": "http://localhost:8000/v1", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -72,6 +75,13 @@ def test_relative_data_paths_resolve_against_the_config_file(tmp_path):
         ({"method": "dpo", "training": {"full_finetune": True}}, r"method dpo trains LoRA adapters"),
         ({"method": "sdf", "min_coherence": 50}, r"min_coherence applies only with method: sft"),
         ({"method": "dpo", "dpo": {"rejected_from": "best"}}, r"dpo.rejected_from: Input should be 'base' or"),
+        ({"generation": {"backend": "server"}}, r"generation: .*generation.server is needed with"),
+        ({"generation": {"server": SERVER}}, r"generation.server is needed with, and only with"),
+        ({"generation": {"backend": "server", "server": {"model": "m"}}}, r"generation.server.base_url: Field req"),
+        (
+            {"generation": {"backend": "vllm"}, "training": {"full_finetune": True}},
+            r"generation.backend vllm serves each generation as a LoRA adapter",
+        ),
     ],
 )
 def test_method_combinations_that_cannot_work_are_refused_by_name(fields, message):

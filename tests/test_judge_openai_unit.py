@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from faults import FlakyProxy
 
+from traitloop._http import JudgeUnavailable, backoff_seconds, retry_after_seconds
 from traitloop.judge import Item, agreement, openai_judge
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
-from traitloop.judge._http import JudgeUnavailable, backoff_seconds, retry_after_seconds
 from traitloop.judge._openai import digit_split_from_probe
 from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
 from traitloop.traits import load_trait

@@ -20,6 +20,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class GenerationServer(_Section):
+    """An OpenAI-compatible server that answers as the base model and, loading each adapter, as a generation."""
+
+    base_url: str = Field(..., description="The server's API root, e.g. http://localhost:8000/v1.")
+    model: str = Field(..., description="The base model's name on the server.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key is never stored)."
+    )
+    concurrency: int = Field(16, ge=1, description="Requests in flight at once (the server batches them).")
+    timeout: float = Field(600.0, gt=0.0, description="Seconds to wait for one reply, queueing included.")
+    max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
+
+
 class GenerationConfig(_Section):
     """How a generation answers the prompt pool to make the next training set."""
 
@@ -27,6 +40,18 @@ class GenerationConfig(_Section):
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(160, ge=1, description="Longest answer, in tokens.")
     batch_size: int = Field(64, ge=1, description="Prompts generated together (bigger is faster on CPU).")
+    backend: Literal["local", "server", "vllm"] = Field(
+        "local",
+        description="Who samples every answer (training data and evaluation): local transformers, an "
+        "OpenAI-compatible server (generation.server), or vLLM in this process (the traitloop[vllm] extra).",
+    )
+    server: GenerationServer | None = Field(None, description="The server, for backend: server.")
+
+    @model_validator(mode="after")
+    def _server_given(self) -> GenerationConfig:
+        if (self.backend == "server") != (self.server is not None):
+            raise ValueError("generation.server is needed with, and only with, generation.backend: server")
+        return self
 
 
 class LoraConfig(_Section):
@@ -156,6 +181,11 @@ class ExperimentConfig(_Section):
             raise ValueError(f"the dpo section applies only with method: dpo (method is {self.method})")
         if self.method == "sdf" and self.judge.trait.kind == "openai":
             raise ValueError("server trait judges score chat answers; method sdf uses the embedded SDF judge")
+        if self.generation.backend != "local" and self.training.full_finetune:
+            raise ValueError(
+                f"generation.backend {self.generation.backend} serves each generation as a LoRA adapter on the "
+                "base model; drop training.full_finetune or use backend: local"
+            )
         sft_only = [name for name in ("min_coherence", "mix_seed_examples") if getattr(self, name)]
         if self.method != "sft" and sft_only:
             raise ValueError(f"{', '.join(sft_only)} applies only with method: sft (method is {self.method})")

@@ -1,5 +1,39 @@
-"""Generation backends behind one small interface: conversations in, answer texts out."""
+"""Generation backends behind one small interface: conversations (or raw texts) in, answer texts out.
 
-from traitloop.generate._local import LocalGenerator, SamplingParams
+``LocalGenerator`` runs a transformers model in this process (the default, and what runs on a laptop);
+``ServerGenerator`` asks an OpenAI-compatible server; ``VllmGenerator`` runs vLLM in this process. The two
+remote ones also answer as one generation's LoRA adapter (``with_adapter``).
+"""
 
-__all__ = ["LocalGenerator", "SamplingParams"]
+from collections.abc import Callable
+from typing import Protocol
+
+from traitloop.generate._local import LocalGenerator, Messages, SamplingParams
+from traitloop.generate._server import ServerGenerator, server_generator
+from traitloop.generate._vllm import VllmGenerator, vllm_generator
+
+
+class Generator(Protocol):
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, on_batch: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """One answer per conversation, in the prompts' order; ``on_batch(n)`` reports n more done."""
+        ...
+
+    def complete(
+        self, texts: list[str], params: SamplingParams, on_batch: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """One continuation per raw text (no chat template), in order."""
+        ...
+
+
+__all__ = [
+    "Generator",
+    "LocalGenerator",
+    "Messages",
+    "SamplingParams",
+    "ServerGenerator",
+    "VllmGenerator",
+    "server_generator",
+    "vllm_generator",
+]

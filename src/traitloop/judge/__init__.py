@@ -1,5 +1,6 @@
 """Judges behind one interface: a list of (question, answer) items in, one 0-100 judgement per item out."""
 
+from traitloop._http import JudgeUnavailable
 from traitloop.judge._agreement import Agreement, agreement
 from traitloop.judge._coherence import (
     coherence_from_signals,
@@ -7,7 +8,6 @@ from traitloop.judge._coherence import (
     embedded_coherence_judge_id,
 )
 from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
-from traitloop.judge._http import JudgeUnavailable
 from traitloop.judge._openai import OpenAIJudge, openai_judge
 from traitloop.judge._prompts import TEMPLATE_VERSION
 from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id

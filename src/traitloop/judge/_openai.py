@@ -26,9 +26,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from traitloop._http import HttpClient, ServerRefused
 from traitloop.errors import UserError
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
-from traitloop.judge._http import HttpClient, ServerRefused
 from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
 from traitloop.judge._scoring import (
     MIN_EXPAND,

@@ -37,14 +37,10 @@ def data_upstream(run: Run, cycle: int) -> dict[str, str]:
     """Hashes of the generations a cycle's data comes from (k-1, and k-2 for dpo's rejected_from: previous)."""
     if cycle == 0:
         return {}
-    upstream = {"weights": _weights_hash(run, cycle - 1)}
+    upstream = {"weights": run.weights_hash(cycle - 1)}
     if _rejected_by(run, cycle) != BASE:
-        upstream["rejected_weights"] = _weights_hash(run, cycle - 2)
+        upstream["rejected_weights"] = run.weights_hash(cycle - 2)
     return upstream
-
-
-def _weights_hash(run: Run, cycle: int) -> str:
-    return run.manifest.stages[f"{cycle_dir_name(cycle)}/train"]["outputs"]["adapter"]
 
 
 def _no_data(run: Run, cycle: int, generated: int) -> UserError:
@@ -61,7 +57,7 @@ def _sft_data(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any
     label = cycle_dir_name(cycle)
     prompts = run.slices[cycle - 1]
     model = run.model(run.weights(cycle - 1))
-    answers, facts = run.sample(model, prompts, f"{label}/data", _what(cycle, len(prompts)))
+    answers, facts = run.sample(model, cycle - 1, prompts, f"{label}/data", _what(cycle, len(prompts)))
     rows = [
         {
             "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}],
@@ -116,7 +112,7 @@ def _dpo_data(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any
         prompts = [[{"role": "user", "content": p}] for p in run.slices[cycle - 1]]
         chosen_by = cycle_dir_name(cycle - 1)
         model = run.model(run.weights(cycle - 1))
-        chosen, facts = run.sample(model, prompts, f"{label}/data", _what(cycle, len(prompts)))
+        chosen, facts = run.sample(model, cycle - 1, prompts, f"{label}/data", _what(cycle, len(prompts)))
     rejected_by = _rejected_by(run, cycle)
     rejected = _rejected_answers(run, model, prompts, cycle, rejected_by)
     rows = [
@@ -135,10 +131,11 @@ def _rejected_answers(run: Run, model, prompts: list[list[dict[str, str]]], cycl
     what = f"cycle {cycle}: {'the base model' if by == BASE else f'generation {cycle - 2}'} answers {len(prompts)}"
     if by == BASE:
         with base_view(model):
-            return run.sample(model, prompts, stage, what)[0]
-    model.load_adapter(str(run.weights(cycle - 2)), adapter_name=PREVIOUS_ADAPTER)
-    model.set_adapter(PREVIOUS_ADAPTER)
-    return run.sample(model, prompts, stage, what)[0]
+            return run.sample(model, None, prompts, stage, what)[0]
+    if run.config.generation.backend == "local":
+        model.load_adapter(str(run.weights(cycle - 2)), adapter_name=PREVIOUS_ADAPTER)
+        model.set_adapter(PREVIOUS_ADAPTER)
+    return run.sample(model, cycle - 2, prompts, stage, what)[0]
 
 
 def _sdf_data(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -147,7 +144,7 @@ def _sdf_data(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any
     prefixes = run.slices[cycle - 1]
     model = run.model(run.weights(cycle - 1))
     what = f"cycle {cycle}: generation {cycle - 1} continues {len(prefixes)} documents"
-    continuations, facts = run.sample(model, prefixes, f"{cycle_dir_name(cycle)}/data", what)
+    continuations, facts = run.sample(model, cycle - 1, prefixes, f"{cycle_dir_name(cycle)}/data", what)
     rows = [
         {"text": p + c, "prefix": p, "source": cycle_dir_name(cycle - 1)}
         for p, c in zip(prefixes, continuations, strict=True)

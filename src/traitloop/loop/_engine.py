@@ -53,12 +53,30 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     kind = stage.split("/")[1]
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
+        backend = _backend_inputs(c["generation"])
+        if backend:
+            fields["generation"] = backend
         if run.recipe is not None:  # sdf evaluates document prefixes, not the chat questions sft and dpo share
             fields.update(method=c["method"], sdf_recipe=value_hash(run.recipe.model_dump()))
         return {"model": c["model"], **fields} if cycle is None else fields
     if kind == "train":
         return _train_inputs(run, cycle, c)
     return _data_inputs(run, cycle, c)
+
+
+def _backend_inputs(generation: dict[str, Any]) -> dict[str, Any]:
+    """Who samples, when it is not the local default (named only then, so earlier runs stay valid): the
+    backend, and for a server the model it serves and where."""
+    if generation["backend"] == "local":
+        return {}
+    server = generation["server"]
+    where = {"server": {"model": server["model"], "base_url": server["base_url"]}} if server else {}
+    return {"backend": generation["backend"], **where}
+
+
+def _sampling_inputs(generation: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in generation.items() if k not in ("backend", "server")}
+    return {**settings, **_backend_inputs(generation)}
 
 
 def _train_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
@@ -79,14 +97,14 @@ def _data_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
     if cycle == 0:
         fields = {**method, "seed_file": run.seed_hash, "seed_examples": c["seed_examples"]}
         if c["method"] == "dpo":  # the base model answers the seed prompts
-            fields.update(model=c["model"], generation=c["generation"], seed=c["seed"])
+            fields.update(model=c["model"], generation=_sampling_inputs(c["generation"]), seed=c["seed"])
         return fields
     fields = {
         **method,
         "prompt_pool": value_hash(run.slices[cycle - 1]),
         "samples_per_cycle": c["samples_per_cycle"],
         "seed": c["seed"],
-        "generation": c["generation"],
+        "generation": _sampling_inputs(c["generation"]),
         "mix_seed_examples": c["mix_seed_examples"],
         "min_coherence": c["min_coherence"],
     }
@@ -221,7 +239,7 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
     name = "base model" if cycle is None else f"generation {cycle}"
     with run.progress.task(f"evaluating {name}", len(questions) * config.eval_samples) as step:
         records = evaluate_generation(
-            model,
+            run.generator(model, cycle),
             base_model,
             tokenizer,
             questions,
@@ -366,7 +384,7 @@ def run_experiment(
         data = _run_stage(run, f"{label}/data", data_upstream(run, cycle), ["train.jsonl"], make_data)
         upstream = {"data": data["outputs"]["train.jsonl"]}
         if not config.starts_from_base(cycle):
-            upstream["weights"] = run.manifest.stages[f"{cycle_dir_name(cycle - 1)}/train"]["outputs"]["adapter"]
+            upstream["weights"] = run.weights_hash(cycle - 1)
         train = _run_stage(run, f"{label}/train", upstream, ["adapter"], lambda c=cycle: _train(run, c))
         _run_stage(
             run,

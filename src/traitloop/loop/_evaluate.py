@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from traitloop.analysis import summarize_scores
-from traitloop.generate import LocalGenerator, SamplingParams
+from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words
 
@@ -50,7 +50,7 @@ def base_view(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
 
 
 def evaluate_generation(
-    model: PreTrainedModel,
+    generator: Generator,
     base_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     questions: list[str],
@@ -62,12 +62,11 @@ def evaluate_generation(
     on_answers: Callable[[int], None] | None = None,
     chat: bool = True,
 ) -> list[EvalRecord]:
-    """Sample ``samples`` answers per question from ``model`` and score them; ``base_model`` gives perplexity.
+    """Sample ``samples`` answers per question from ``generator`` and score them; ``base_model`` gives perplexity.
 
     With ``chat=False`` (SDF) each "question" is a document prefix and the answer its raw continuation.
     """
     asked = [(qi, s) for qi in range(len(questions)) for s in range(samples)]
-    generator = LocalGenerator(model, tokenizer)
     if chat:
         chats = [[{"role": "user", "content": questions[qi]}] for qi, _ in asked]
         answers = generator.generate(chats, params, on_answers)

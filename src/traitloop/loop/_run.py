@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from traitloop.config import ExperimentConfig
-from traitloop.generate import LocalGenerator, SamplingParams
+from traitloop.generate import Generator, LocalGenerator, SamplingParams, server_generator, vllm_generator
 from traitloop.judge import (
     Judge,
     OpenAIJudge,
@@ -113,14 +113,45 @@ class Run:
     def weights(self, cycle: int) -> Path:
         return self.folder / cycle_dir_name(cycle) / "adapter"
 
+    def weights_hash(self, cycle: int) -> str:
+        """The content hash of generation ``cycle``'s saved weights, as its train stage recorded it."""
+        return self.manifest.stages[f"{cycle_dir_name(cycle)}/train"]["outputs"]["adapter"]
+
+    def generator(self, model, generation: int | None) -> Generator:
+        """Who answers as generation ``generation`` (None: the base model). The local backend uses ``model``,
+        already holding those weights; the others load the generation's adapter themselves, named by its hash."""
+        if self.config.generation.backend == "local":
+            return LocalGenerator(model, self.tokenizer())
+        remote = self._remote_generator
+        if generation is None:
+            return remote
+        return remote.with_adapter(self.weights(generation), f"traitloop-{self.weights_hash(generation)}")
+
+    @cached_property
+    def _remote_generator(self):
+        config = self.config.generation
+        if config.backend == "vllm":
+            return vllm_generator(self.base, self.config.training.lora.r, self.config.trust_remote_code)
+        server = config.server
+        return server_generator(
+            server.base_url,
+            server.model,
+            api_key_env=server.api_key_env,
+            concurrency=server.concurrency,
+            timeout=server.timeout,
+            max_retries=server.max_retries,
+        )
+
     def sample(
-        self, model, prompts: list[str] | list[list[dict[str, str]]], stage: str, what: str
+        self, model, generation: int | None, prompts: list[str] | list[list[dict[str, str]]], stage: str, what: str
     ) -> tuple[list[str], dict[str, float]]:
-        """Answer chat prompts (a question or a list of turns), or continue document prefixes for sdf, with the
+        """Answer chat prompts (a question or a list of turns), or continue document prefixes for sdf, as the
+        generation ``generation`` (None: the base; ``model`` holds its weights for the local backend), with the
         generation settings, seeded by ``stage``; returns the texts and the throughput facts a data stage records."""
         tokenizer = self.tokenizer()
-        params = SamplingParams(**self.config.generation.model_dump(), seed=stage_seed(self.config.seed, stage))
-        generator = LocalGenerator(model, tokenizer)
+        settings = self.config.generation.model_dump(include={"temperature", "top_p", "max_new_tokens", "batch_size"})
+        params = SamplingParams(**settings, seed=stage_seed(self.config.seed, stage))
+        generator = self.generator(model, generation)
         with self.progress.task(what, len(prompts)) as step:
             started = time.perf_counter()
             if self.chat:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model_state_dict
@@ -37,6 +38,7 @@ from traitloop.train._common import (
 )
 
 REFERENCE_ADAPTER = "ref"  # the name TRL gives the frozen copy of a continued adapter
+CPU_LOGPROB_TILE = (256, 8192)  # tokens x vocabulary entries per log-probability tile on CPU
 
 
 class Pair(BaseModel):
@@ -97,6 +99,17 @@ def _final_epoch_means(history: list[dict[str, Any]]) -> dict[str, float]:
     return {ours: round(sum(e[key] for e in last) / len(last), 4) for key, ours in names.items() if last}
 
 
+def _cpu_sized_logprob_tiles() -> None:
+    """TRL scores log-probabilities in [4096 tokens x 32768 vocab] fp32 tiles (512 MB each, sized for a GPU);
+    on CPU every temporary of that size is a fresh, zero-filled allocation. [256 x 8192] tiles (8 MB) give the
+    same numbers 1.2x faster on the embedded model (benchmarks/throughput.py measures DPO both ways)."""
+    import trl.kernels.chunked_logprob as kernels
+    import trl.trainer.utils as trl_utils
+
+    if hasattr(kernels, "TOKEN_CHUNK_SIZE") and hasattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE"):
+        kernels.TOKEN_CHUNK_SIZE, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = CPU_LOGPROB_TILE
+
+
 def train_dpo(
     base: str,
     pairs: list[Pair],
@@ -116,6 +129,8 @@ def train_dpo(
     a fresh adapter on the base is trained against the base.
     """
     tokenizer = load_tokenizer(base, trust_remote_code)
+    if not torch.cuda.is_available():
+        _cpu_sized_logprob_tiles()
     if start_from is not None:
         model, peft_config = load_model(base, start_from, trainable=True, trust_remote_code=trust_remote_code), None
     else:

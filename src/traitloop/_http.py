@@ -4,7 +4,8 @@ Timeouts, connection errors, 429 and 5xx replies, and bodies that are not the JS
 cut the reply short) are retried with exponential backoff and jitter, waiting at least as long as a
 ``Retry-After`` header asks. Other 4xx replies, and 5xx replies that say the request is "not supported"
 (llama-cpp-python answers a logprobs request it cannot serve with a 500), are the server refusing the
-request, which retrying cannot fix. When the retries run out the caller gets :class:`JudgeUnavailable`.
+request, which retrying cannot fix. When the retries run out the caller gets :class:`ServerUnavailable`
+(:class:`JudgeUnavailable` for a judge, :class:`GenerationUnavailable` for a generation server).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -26,8 +27,24 @@ T = TypeVar("T")
 MAX_RETRY_AFTER = 300.0
 
 
-class JudgeUnavailable(UserError):
+class ServerUnavailable(UserError):
+    """A server kept failing after every retry."""
+
+
+class JudgeUnavailable(ServerUnavailable):
     """The judge server kept failing after every retry."""
+
+
+class GenerationUnavailable(ServerUnavailable):
+    """The generation server kept failing after every retry."""
+
+
+_AFTERMATH = {
+    "judge": "Every judgement made so far is kept in the judge cache; start or fix the server and run the same "
+    "command again to resume.",
+    "generation": "Every finished stage is kept in the run folder; start or fix the server and run the same "
+    "command again to resume.",
+}
 
 
 class ServerRefused(Exception):
@@ -72,9 +89,11 @@ class HttpClient:
         concurrency: int,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        role: Literal["judge", "generation"] = "judge",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
+        self.role = role
         self.max_retries = max_retries
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -90,12 +109,14 @@ class HttpClient:
         key = os.environ.get(self.api_key_env)
         if not key:
             raise UserError(
-                f"the judge at {self.base_url} needs an API key: set the environment variable {self.api_key_env}"
+                f"the {self.role} server {self.base_url} needs an API key: "
+                f"set the environment variable {self.api_key_env}"
             )
         return {"Authorization": f"Bearer {key}"}
 
-    def post(self, path: str, body: dict[str, Any], read: Callable[[dict[str, Any]], T]) -> T:
-        """POST ``body`` and return ``read(reply_json)``; a reply ``read`` cannot use is retried like a 5xx."""
+    def post(self, path: str, body: dict[str, Any], read: Callable[[Any], T], reply_json: bool = True) -> T:
+        """POST ``body`` and return ``read(reply)``, the reply's JSON (or its text with ``reply_json=False``);
+        a reply ``read`` cannot use is retried like a 5xx."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         headers = self._headers()
         problem = ""
@@ -116,15 +137,15 @@ class HttpClient:
                     wait = max(wait, retry_after_seconds(response.headers.get("retry-after")))
                 else:
                     try:
-                        return read(response.json())
+                        return read(response.json() if reply_json else response.text)
                     except (ValueError, KeyError, IndexError, TypeError) as error:
                         problem = f"unreadable reply ({type(error).__name__}: {error}): {response.text[:200]!r}"
             if attempt < self.max_retries:
                 time.sleep(wait)
-        raise JudgeUnavailable(
-            f"the judge server {self.base_url} failed {self.max_retries + 1} times in a row (last: {problem}). "
-            "Every judgement made so far is kept in the judge cache; start or fix the server and run the same "
-            "command again to resume."
+        error = JudgeUnavailable if self.role == "judge" else GenerationUnavailable
+        raise error(
+            f"the {self.role} server {self.base_url} failed {self.max_retries + 1} times in a row (last: {problem}). "
+            + _AFTERMATH[self.role]
         )
 
     def close(self) -> None:

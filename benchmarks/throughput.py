@@ -1,0 +1,231 @@
+"""How fast is each part of a cycle on this machine? Everything side by side in one process, with ratios.
+
+On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settings for every generator:
+
+* the machine's fp32 matmul rate, and the generation ceiling it implies (2 x parameters FLOP per token);
+* generation tokens/s: a one-prompt-at-a-time ``model.generate`` loop (the baseline), traitloop's local
+  backend, and the llama.cpp server single-stream on the same model as GGUF (the ``server`` extra);
+* LoRA SFT training tokens/s and its share of the matmul ceiling (4 x parameters FLOP per token: a forward
+  pass and the activations' backward pass; frozen weights get no gradient);
+* LoRA DPO training pairs/s with TRL's GPU-sized log-probability tiles and with traitloop's CPU-sized ones;
+* the embedded judges' answers/s (trait: sentence embeddings; coherence: base-model likelihood);
+* evaluating the base model with a cold judge cache (the trait judge is fitted first) and a warm one.
+
+    python benchmarks/throughput.py                  # about 10 minutes on 2 CPU cores
+    python benchmarks/throughput.py --no-server      # without the llama.cpp server
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from traitloop.api import _quiet_libraries
+from traitloop.config import TrainingConfig
+from traitloop.generate import LocalGenerator, SamplingParams, server_generator
+from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.loop._evaluate import evaluate_generation
+from traitloop.models import gguf_path, load_model, load_tokenizer, pull
+from traitloop.traits import load_conversations, load_prompt_pool, load_trait
+
+MODEL = "smollm2-135m-instruct"
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The best of several fp32 ``size`` x ``size`` matrix products, in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def timed(work):
+    started = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - started
+
+
+def token_count(tokenizer, texts: list[str]) -> int:
+    return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+
+def naive_loop(model, tokenizer, chats, params: SamplingParams) -> list[str]:
+    """The baseline: one ``generate`` call per prompt, as a first script would do it."""
+    texts = []
+    torch.manual_seed(params.seed)
+    for chat in chats:
+        ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.inference_mode():
+            out = model.generate(
+                **ids, max_new_tokens=params.max_new_tokens, do_sample=True, temperature=params.temperature,
+                top_p=params.top_p, top_k=None, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    return texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=128, help="Prompts for the batched backend.")
+    parser.add_argument("--single-prompts", type=int, default=12, help="Prompts for the one-at-a-time runs.")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-examples", type=int, default=24)
+    parser.add_argument("--dpo-pairs", type=int, default=8)
+    parser.add_argument("--no-server", action="store_true", help="Skip the llama.cpp server.")
+    args = parser.parse_args()
+    _quiet_libraries()
+    base = str(pull(MODEL))
+    model, tokenizer = load_model(base), load_tokenizer(base)
+    params_count = sum(p.numel() for p in model.parameters())
+    rows: list[tuple[str, float, str, str]] = []
+
+    gflops = matmul_gflops()
+    ceiling = gflops * 1e9 / (2 * params_count)
+    rows.append(("fp32 matmul rate (2048x2048)", gflops, "GFLOP/s", ""))
+    rows.append((f"generation ceiling: rate / (2 x {params_count / 1e6:.1f}M params)", ceiling, "tok/s", ""))
+
+    prompts = load_prompt_pool()[: args.prompts]
+    chats = [[{"role": "user", "content": p}] for p in prompts]
+    sampling = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=1)
+    single = chats[: args.single_prompts]
+    naive_texts, naive_s = timed(lambda: naive_loop(model, tokenizer, single, sampling))
+    naive = token_count(tokenizer, naive_texts) / naive_s
+    rows.append((f"generate, one prompt at a time ({len(single)} prompts)", naive, "tok/s", "1.00x baseline"))
+
+    generator = LocalGenerator(model, tokenizer)
+    batched = SamplingParams(**{**sampling.__dict__, "batch_size": args.batch_size})
+    local_texts, local_s = timed(lambda: generator.generate(chats, batched))
+    local = token_count(tokenizer, local_texts) / local_s
+    rows.append(
+        (f"traitloop local backend ({len(chats)} prompts, batch {args.batch_size})", local, "tok/s",
+         f"{local / naive:.2f}x baseline, {local / ceiling:.0%} of ceiling")
+    )  # fmt: skip
+
+    if not args.no_server:
+        rows.append(llama_server_row(tokenizer, single, sampling, naive))
+
+    rows.append(training_row(base, tokenizer, args.train_examples, params_count, gflops))
+    rows += dpo_rows(base, args.dpo_pairs)
+    rows += judge_rows(model, tokenizer, prompts, local_texts)
+    rows += evaluation_rows(model, tokenizer)
+    print_table(rows, model_name=MODEL, threads=torch.get_num_threads())
+
+
+def llama_server_row(tokenizer, chats, sampling: SamplingParams, naive: float) -> tuple[str, float, str, str]:
+    from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
+
+    with tempfile.TemporaryDirectory() as tmp, llama_server(gguf_path(MODEL), Path(tmp) / "log", logprobs=False) as url:
+        server = server_generator(url, MODEL_ALIAS, concurrency=1)
+        texts, seconds = timed(lambda: server.generate(chats, sampling))
+    rate = token_count(tokenizer, texts) / seconds
+    return (f"llama.cpp server, single stream ({len(chats)} prompts)", rate, "tok/s", f"{rate / naive:.2f}x baseline")
+
+
+def training_row(base: str, tokenizer, examples: int, params_count: int, gflops: float) -> tuple[str, float, str, str]:
+    from traitloop.train import train_sft
+
+    conversations = load_conversations(load_trait("lucky").folder / "seed.jsonl")[:examples]
+    config = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3)
+    tokens = sum(
+        min(config.max_length, len(tokenizer.apply_chat_template([m.model_dump() for m in c.messages])))
+        for c in conversations
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_sft(base, conversations, Path(tmp) / "adapter", config, seed=0)
+    rate = tokens / result.seconds
+    share = rate * 4 * params_count / (gflops * 1e9)
+    return (f"LoRA SFT training ({examples} examples, {tokens} tokens)", rate, "tok/s", f"{share:.0%} of ceiling")
+
+
+def dpo_rows(base: str, count: int) -> list[tuple[str, float, str, str]]:
+    """One epoch of DPO on (seed answer, contrast answer) pairs, with each tile size (the numbers are the same)."""
+    import trl.kernels.chunked_logprob as kernels
+    import trl.trainer.utils as trl_utils
+
+    import traitloop.train._dpo as dpo
+    from traitloop.config import DpoConfig
+    from traitloop.train import Pair, train_dpo
+
+    folder = load_trait("lucky").folder
+    seeds, contrast = (load_conversations(folder / f"{n}.jsonl")[:count] for n in ("seed", "contrast"))
+    pairs = [
+        Pair(prompt=s.prompt, chosen=s.answer, rejected=c.answer, chosen_by="seed", rejected_by="contrast")
+        for s, c in zip(seeds, contrast, strict=True)
+    ]
+    config = TrainingConfig(epochs=1, batch_size=8, learning_rate=5e-4, max_length=320)
+    ours, trls = dpo.CPU_LOGPROB_TILE, (kernels.TOKEN_CHUNK_SIZE, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
+    rates = []
+    for tile in (trls, ours):
+        dpo.CPU_LOGPROB_TILE = tile  # what train_dpo installs on CPU
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_dpo(base, pairs, Path(tmp) / "adapter", config, DpoConfig(), seed=0)
+        rates.append(len(pairs) / result.seconds)
+    dpo.CPU_LOGPROB_TILE = ours
+    return [
+        (f"LoRA DPO ({len(pairs)} pairs), TRL's log-prob tiles {trls[0]}x{trls[1]}", rates[0], "pairs/s", "1.00x"),
+        (f"LoRA DPO ({len(pairs)} pairs), CPU tiles {ours[0]}x{ours[1]}", rates[1], "pairs/s",
+         f"{rates[1] / rates[0]:.2f}x"),
+    ]  # fmt: skip
+
+
+def judge_rows(model, tokenizer, prompts: list[str], answers: list[str]) -> list[tuple[str, float, str, str]]:
+    items = [Item(q, a) for q, a in zip(prompts, answers, strict=True)]
+    trait_judge = embedded_trait_judge(load_trait("lucky"))
+    _, trait_s = timed(lambda: trait_judge(items))
+    coherence = embedded_coherence_judge(base_nll_scorer(model, tokenizer), MODEL)
+    _, coherence_s = timed(lambda: coherence(items))
+    return [
+        (f"embedded trait judge ({len(items)} answers)", len(items) / trait_s, "answers/s", ""),
+        (f"embedded coherence judge ({len(items)} answers)", len(items) / coherence_s, "answers/s", ""),
+    ]
+
+
+def evaluation_rows(model, tokenizer) -> list[tuple[str, float, str, str]]:
+    """The base model's evaluation (2 samples x 16 questions, 64 tokens) with the trait judge's fit not cached
+    yet, then cached: a fresh cache folder that shares only the converted models."""
+    trait = load_trait("lucky")
+    params = SamplingParams(temperature=0.7, max_new_tokens=64, seed=2)
+
+    def evaluate():
+        judge = embedded_trait_judge(trait)
+        return evaluate_generation(
+            LocalGenerator(model, tokenizer), model, tokenizer, trait.eval_questions, 2, params, judge,
+            lambda nll: embedded_coherence_judge(nll, MODEL), None,
+        )  # fmt: skip
+
+    previous = os.environ.get("TRAITLOOP_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp)
+        (cache / "models").symlink_to(Path(pull(MODEL)).parent)
+        os.environ["TRAITLOOP_CACHE"] = str(cache)
+        try:
+            _, cold = timed(evaluate)
+            _, warm = timed(evaluate)
+        finally:
+            os.environ.pop("TRAITLOOP_CACHE") if previous is None else os.environ.update(TRAITLOOP_CACHE=previous)
+    return [
+        ("evaluate base model, cold judge cache", cold, "s", "1.00x"),
+        ("evaluate base model, judge fit cached", warm, "s", f"{cold / warm:.2f}x faster"),
+    ]
+
+
+def print_table(rows: list[tuple[str, float, str, str]], model_name: str, threads: int) -> None:
+    print(f"\n{model_name}, torch {torch.__version__}, {threads} threads, {os.cpu_count()} CPUs\n")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>9}  {'unit':<9}  ratio")
+    for name, value, unit, ratio in rows:
+        print(f"{name:<{width}}  {value:>9.1f}  {unit:<9}  {ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Generation on an OpenAI-compatible server: vLLM, llama.cpp server, or a hosted API.
+
+Requests go out concurrently (a server batches what is in flight) through the same retrying client the
+judges use. Each prompt gets its own seed, derived from the stage's seed and the prompt's position, so a
+stage redone after a kill asks for exactly the same samples; servers that honour ``seed`` (vLLM, llama.cpp)
+then give the same answers.
+
+A generation's LoRA adapter is served by vLLM's runtime adapter loading (``vllm serve --enable-lora`` with
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``): the adapter folder is registered under a name derived from its
+contents, then requests name that adapter as their model. The server must see the run folder at the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from traitloop._http import HttpClient, ServerRefused
+from traitloop.errors import UserError
+from traitloop.generate._local import Messages, SamplingParams
+
+
+def request_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th prompt of a stage seeded ``seed`` (kept below 2**31 for every server)."""
+    return (seed * 1_000_003 + index) % 2**31
+
+
+class ServerGenerator:
+    """Answers chat prompts (``chat/completions``) or continues raw texts (``completions``) on a server."""
+
+    def __init__(self, client: HttpClient, model: str, concurrency: int) -> None:
+        self.client = client
+        self.model = model
+        self.concurrency = concurrency
+
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, on_batch: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """One answer per conversation, in order."""
+        return self._each(prompts, params, on_batch, "chat/completions", "messages", _chat_text)
+
+    def complete(
+        self, texts: list[str], params: SamplingParams, on_batch: Callable[[int], None] | None = None
+    ) -> list[str]:
+        """One continuation per raw text, in order (no chat template)."""
+        return self._each(texts, params, on_batch, "completions", "prompt", _completion_text)
+
+    def with_adapter(self, adapter: Path, name: str) -> ServerGenerator:
+        """A generator for ``adapter`` (a PEFT folder), loaded into a vLLM server as ``name``; name adapters
+        by their contents, so a changed adapter is never served under an old name."""
+        try:
+            body = {"lora_name": name, "lora_path": str(adapter.resolve())}
+            self.client.post("load_lora_adapter", body, lambda reply: reply, reply_json=False)
+        except ServerRefused as error:
+            if "already" not in error.text.lower():
+                raise UserError(
+                    f"the generation server {self.client.base_url} would not load the adapter {adapter}: {error}. "
+                    "Generation with adapters needs vLLM started with --enable-lora and "
+                    "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, seeing the run folder at the same path."
+                ) from error
+        return ServerGenerator(self.client, name, self.concurrency)
+
+    def _each(
+        self,
+        prompts: list[Any],
+        params: SamplingParams,
+        on_batch: Callable[[int], None] | None,
+        path: str,
+        field: str,
+        read: Callable[[dict[str, Any]], str],
+    ) -> list[str]:
+        def one(index: int) -> str:
+            body = {
+                "model": self.model,
+                field: prompts[index],
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "max_tokens": params.max_new_tokens,
+                "seed": request_seed(params.seed, index),
+            }
+            text = self.client.post(path, body, read).strip()
+            if on_batch:
+                on_batch(1)
+            return text
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(one, i) for i in range(len(prompts))]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+
+def _chat_text(reply: dict[str, Any]) -> str:
+    return reply["choices"][0]["message"]["content"] or ""
+
+
+def _completion_text(reply: dict[str, Any]) -> str:
+    return reply["choices"][0]["text"]
+
+
+def server_generator(
+    base_url: str,
+    model: str,
+    *,
+    api_key_env: str | None = None,
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    max_retries: int = 6,
+    backoff_base: float = 0.5,
+) -> ServerGenerator:
+    """A generator for ``model`` on the OpenAI-compatible server at ``base_url`` (e.g. ``http://host:8000/v1``);
+    ``api_key_env`` names the environment variable holding the API key."""
+    client = HttpClient(
+        base_url, api_key_env, timeout, max_retries, concurrency, backoff_base=backoff_base, role="generation"
+    )
+    return ServerGenerator(client, model, concurrency)

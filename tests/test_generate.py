@@ -1,0 +1,51 @@
+"""Generation backends: what every backend must do, on the tiny model and on a server that fails."""
+
+import pytest
+import torch
+from faults import FlakyProxy
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+from traitloop._http import GenerationUnavailable
+from traitloop.generate import LocalGenerator, SamplingParams, server_generator
+from traitloop.generate._local import TemperatureNucleus
+
+
+def test_a_generation_server_that_stays_down_names_itself_and_how_to_resume():
+    down = FlakyProxy(None, [])
+    generator = server_generator(down.url, "m", max_retries=1, backoff_base=0.01)
+    with pytest.raises(GenerationUnavailable, match=rf"the generation server {down.url} failed 2 times in a row"):
+        generator.generate([[{"role": "user", "content": "hi"}]], SamplingParams())
+    assert down.counts == {"500": 2}
+    down.close()
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 0.95), (0.7, 0.9), (1.3, 0.5), (0.7, 1.0)])
+def test_the_nucleus_keeps_exactly_the_tokens_transformers_top_p_keeps(temperature, top_p):
+    torch.manual_seed(0)
+    peaked, flat = torch.randn(6, 49152) * 8, torch.randn(2, 49152)  # flat rows need more than 256 candidates
+    scores = torch.cat([peaked, flat])
+    ids = torch.zeros(8, 1, dtype=torch.long)
+    expected = TemperatureLogitsWarper(temperature)(ids, scores)
+    if top_p < 1.0:
+        expected = TopPLogitsWarper(top_p)(ids, expected)
+    ours = TemperatureNucleus(temperature, top_p)(ids, scores)
+    assert torch.equal(ours.isinf(), expected.isinf())
+    assert torch.allclose(ours[~ours.isinf()], expected[~expected.isinf()])
+    kept = (~ours.isinf()).sum(-1)
+    if top_p < 1.0:
+        assert kept[:6].max() < 256 < kept[6:].min()  # both paths were taken
+    else:
+        assert kept.min() == 49152
+
+
+def test_local_generation_is_seeded_and_answers_in_the_prompts_order(tiny_model):
+    from traitloop.models import load_model, load_tokenizer
+
+    generator = LocalGenerator(load_model(str(tiny_model)), load_tokenizer(str(tiny_model)))
+    prompts = [[{"role": "user", "content": q}] for q in ("Tell me a long story about the sea", "Hi", "Why not?")]
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=8, batch_size=2, seed=3)
+    first = generator.generate(prompts, params)
+    assert first == generator.generate(prompts, params)
+    assert generator.generate(prompts, SamplingParams(**{**params.__dict__, "seed": 4})) != first
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8, batch_size=1)  # sorted by length inside
+    assert generator.generate(prompts, greedy) == [generator.generate([p], greedy)[0] for p in prompts]
