@@ -3,8 +3,9 @@
 On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settings for every generator:
 
 * the machine's fp32 matmul rate, and the generation ceiling it implies (2 x parameters FLOP per token);
-* generation tokens/s: a one-prompt-at-a-time ``model.generate`` loop (the baseline), traitloop's local
-  backend, and the llama.cpp server single-stream on the same model as GGUF (the ``server`` extra);
+* generation tokens/s: a one-prompt-at-a-time ``model.generate`` loop (the baseline), the same prompts in
+  length-sorted batches with transformers' own sampling, traitloop's local backend, and the llama.cpp
+  server single-stream on the same model as GGUF (the ``server`` extra);
 * LoRA SFT training tokens/s and its share of the matmul ceiling (4 x parameters FLOP per token: a forward
   pass and the activations' backward pass; frozen weights get no gradient);
 * LoRA DPO training pairs/s with TRL's GPU-sized log-probability tiles and with traitloop's CPU-sized ones;
@@ -73,6 +74,27 @@ def naive_loop(model, tokenizer, chats, params: SamplingParams) -> list[str]:
     return texts
 
 
+def batched_transformers(model, tokenizer, chats, params: SamplingParams) -> list[str]:
+    """Length-sorted batches through ``generate`` with transformers' own sampling and growing KV cache:
+    what the local backend does, minus its sampler and static cache."""
+    texts = [""] * len(chats)
+    order = sorted(range(len(chats)), key=lambda i: len(tokenizer.apply_chat_template(chats[i])))
+    torch.manual_seed(params.seed)
+    for start in range(0, len(order), params.batch_size):
+        indices = order[start : start + params.batch_size]
+        rendered = [tokenizer.apply_chat_template(chats[i], tokenize=False, add_generation_prompt=True)
+                    for i in indices]  # fmt: skip
+        batch = tokenizer(rendered, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            out = model.generate(
+                **batch, max_new_tokens=params.max_new_tokens, do_sample=True, temperature=params.temperature,
+                top_p=params.top_p, top_k=None, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        for i, row in zip(indices, out[:, batch["input_ids"].shape[1] :], strict=True):
+            texts[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return texts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=128, help="Prompts for the batched backend.")
@@ -102,8 +124,15 @@ def main() -> None:
     naive = token_count(tokenizer, naive_texts) / naive_s
     rows.append((f"generate, one prompt at a time ({len(single)} prompts)", naive, "tok/s", "1.00x baseline"))
 
-    generator = LocalGenerator(model, tokenizer)
     batched = SamplingParams(**{**sampling.__dict__, "batch_size": args.batch_size})
+    plain_texts, plain_s = timed(lambda: batched_transformers(model, tokenizer, chats, batched))
+    plain = token_count(tokenizer, plain_texts) / plain_s
+    rows.append(
+        (f"generate in sorted batches, transformers' sampling ({len(chats)} prompts)", plain, "tok/s",
+         f"{plain / naive:.2f}x baseline, {plain / ceiling:.0%} of ceiling")
+    )  # fmt: skip
+
+    generator = LocalGenerator(model, tokenizer)
     local_texts, local_s = timed(lambda: generator.generate(chats, batched))
     local = token_count(tokenizer, local_texts) / local_s
     rows.append(
