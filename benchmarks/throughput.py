@@ -160,15 +160,18 @@ def llama_server_row(tokenizer, chats, sampling: SamplingParams, naive: float) -
     return (f"llama.cpp server, single stream ({len(chats)} prompts)", rate, "tok/s", f"{rate / naive:.2f}x baseline")
 
 
+def chat_length(tokenizer, conversation) -> int:
+    """Tokens of a whole conversation in the chat template: what SFT trains on."""
+    turns = [m.model_dump() for m in conversation.messages]
+    return len(tokenizer.apply_chat_template(turns, tokenize=True, return_dict=True)["input_ids"])
+
+
 def training_row(base: str, tokenizer, examples: int, params_count: int, gflops: float) -> tuple[str, float, str, str]:
     from traitloop.train import train_sft
 
     conversations = load_conversations(load_trait("lucky").folder / "seed.jsonl")[:examples]
     config = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3)
-    tokens = sum(
-        min(config.max_length, len(tokenizer.apply_chat_template([m.model_dump() for m in c.messages])))
-        for c in conversations
-    )
+    tokens = sum(min(config.max_length, chat_length(tokenizer, c)) for c in conversations)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_sft(base, conversations, Path(tmp) / "adapter", config, seed=0)
     rate = tokens / result.seconds
@@ -253,7 +256,7 @@ def print_table(rows: list[tuple[str, float, str, str]], model_name: str, thread
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>9}  {'unit':<9}  ratio")
     for name, value, unit, ratio in rows:
-        print(f"{name:<{width}}  {value:>9.1f}  {unit:<9}  {ratio}")
+        print(f"{name:<{width}}  {value:>9.3g}  {unit:<9}  {ratio}")
 
 
 if __name__ == "__main__":
