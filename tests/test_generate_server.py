@@ -7,14 +7,13 @@ import json
 
 import pytest
 from conftest import tiny_config
+from faults import FlakyProxy
 
 import traitloop
 from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.generate import SamplingParams, server_generator
-from traitloop.generate._server import request_seed
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
-from traitloop.loop._run import stage_seed
 from traitloop.models import gguf_path
 
 pytest.importorskip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
@@ -43,15 +42,13 @@ def test_concurrent_answers_come_back_in_the_prompts_order(server):
     assert "Paris" in together[0]
 
 
-def test_seeded_sampling_repeats_exactly_and_each_prompt_has_its_own_seed(server):
+def test_each_prompt_is_sampled_with_its_own_seed(server):
+    """Exact repeats cannot be asked of llama.cpp (its prompt cache changes the numbers slightly between
+    requests), but one call must not give every copy of a prompt the same seed."""
     generator = server_generator(server, MODEL_ALIAS, concurrency=2)
     params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=7)
-    prompts = chats(["Tell me about your day."] * 3)
-    first, again = generator.generate(prompts, params), generator.generate(prompts, params)
-    assert first == again
-    assert len(set(first)) > 1  # the same question, three different seeds
-    other = generator.generate(prompts, SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=24, seed=8))
-    assert other != first
+    answers = generator.generate(chats(["Tell me about your day."] * 3), params)
+    assert len(set(answers)) == 3 and all(answers)
 
 
 def test_raw_text_is_continued_without_a_chat_template(server):
@@ -76,16 +73,16 @@ def test_a_run_samples_the_base_model_on_the_server_and_explains_a_server_withou
         evaluation={"eval_samples": 1, "max_new_tokens": 8, "temperature": 0.7, "bootstrap_resamples": 200},
     )
     folder = tmp_path / "run"
+    counting = FlakyProxy(server, [])  # no faults: it forwards every request, and counts them
+    config["generation"]["server"]["base_url"] = counting.url
     with pytest.raises(UserError, match=r"would not load the adapter .*--enable-lora"):
         traitloop.run(parse_config(config), output=folder)
+    counting.close()
 
     rows = [json.loads(line) for line in (folder / "base" / "eval.jsonl").read_text().splitlines()]
-    seed = stage_seed(0, "base/eval")
-    generator = server_generator(server, MODEL_ALIAS)
-    params = SamplingParams(temperature=0.7, top_p=1.0, max_new_tokens=8, seed=seed)
-    first = rows[0]
-    assert first["sample"] == 0 and request_seed(seed, 0) == request_seed(params.seed, 0)
-    assert generator.generate(chats([first["question"]]), params)[0] == first["answer"]
+    assert len(rows) == 16 and all(r["answer"] for r in rows)
+    assert counting.counts == {"ok": len(rows) + 1}  # every base answer, then generation 0's adapter refused
     manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["stages"]["base/eval"]["status"] == "done"
     assert manifest["stages"]["cycle_000/train"]["status"] == "done"
     assert (folder / "cycle_000" / "adapter" / "adapter_model.safetensors").is_file()

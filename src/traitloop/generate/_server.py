@@ -2,8 +2,8 @@
 
 Requests go out concurrently (a server batches what is in flight) through the same retrying client the
 judges use. Each prompt gets its own seed, derived from the stage's seed and the prompt's position, so a
-stage redone after a kill asks for exactly the same samples; servers that honour ``seed`` (vLLM, llama.cpp)
-then give the same answers.
+stage redone after a kill asks for exactly the same samples. vLLM then gives the same answers; the
+llama.cpp server's prompt cache changes its numbers slightly between requests, so its samples vary.
 
 A generation's LoRA adapter is served by vLLM's runtime adapter loading (``vllm serve --enable-lora`` with
 ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``): the adapter folder is registered under a name derived from its
