@@ -6,7 +6,7 @@ stage's seed and the batch's index, so a stage re-run after a kill samples exact
 
 Sampling is done by :class:`SeededSampler`, not by transformers' warpers and multinomial draw: on CPU, the
 top-p warper's sort of the whole vocabulary and the multinomial's one random variate per vocabulary entry
-cost a quarter of the generation time for SmolLM2's 49k-token vocabulary (``benchmarks/throughput.py``
+cost a third of the generation time for SmolLM2's 49k-token vocabulary (``benchmarks/throughput.py``
 compares the two).
 """
 

@@ -102,7 +102,7 @@ def _final_epoch_means(history: list[dict[str, Any]]) -> dict[str, float]:
 def _cpu_sized_logprob_tiles() -> None:
     """TRL scores log-probabilities in [4096 tokens x 32768 vocab] fp32 tiles (512 MB each, sized for a GPU);
     on CPU every temporary of that size is a fresh, zero-filled allocation. [256 x 8192] tiles (8 MB) give the
-    same numbers 1.2x faster on the embedded model (benchmarks/throughput.py measures DPO both ways)."""
+    same numbers 1.3-1.5x faster on the embedded model (benchmarks/throughput.py measures DPO both ways)."""
     import trl.kernels.chunked_logprob as kernels
     import trl.trainer.utils as trl_utils
 
