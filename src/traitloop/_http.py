@@ -15,7 +15,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +25,7 @@ import httpx
 from traitloop.errors import UserError
 
 T = TypeVar("T")
+Arg = TypeVar("Arg")
 MAX_RETRY_AFTER = 300.0
 
 
@@ -150,3 +152,15 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def in_parallel(work: Callable[[Arg], T], items: Sequence[Arg], concurrency: int) -> list[T]:
+    """``work`` on every item, ``concurrency`` requests at a time, results in the items' order; the first
+    error cancels the requests not yet started and is raised."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise

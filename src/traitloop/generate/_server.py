@@ -13,11 +13,10 @@ contents, then requests name that adapter as their model. The server must see th
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from traitloop._http import HttpClient, ServerRefused
+from traitloop._http import HttpClient, ServerRefused, in_parallel
 from traitloop.errors import UserError
 from traitloop.generate._local import Messages, SamplingParams
 
@@ -85,13 +84,7 @@ class ServerGenerator:
                 on_batch(1)
             return text
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(one, i) for i in range(len(prompts))]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        return in_parallel(one, range(len(prompts)), self.concurrency)
 
 
 def _chat_text(reply: dict[str, Any]) -> str:

@@ -21,12 +21,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from traitloop._http import HttpClient, ServerRefused
+from traitloop._http import HttpClient, ServerRefused, in_parallel
 from traitloop.errors import UserError
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
 from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
@@ -275,13 +274,7 @@ class OpenAIJudge:
         """Judge ``items`` concurrently, in order; a server that stays down raises ``JudgeUnavailable``
         after every judgement already made has been cached."""
         self.facts  # noqa: B018 - detect the mode once, before the workers start
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(self._judge_one, item) for item in items]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        return in_parallel(self._judge_one, items, self.concurrency)
 
 
 def openai_judge(
