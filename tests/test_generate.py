@@ -91,3 +91,16 @@ def test_switching_a_finished_run_to_a_server_backend_is_a_change_from_its_first
     config["generation"] = {**config["generation"], "backend": "server", "server": server}
     with pytest.raises(UserError, match=r"'generation.backend'.* affects the base model's evaluation onward"):
         traitloop.run(parse_config(config), output=copy)
+
+
+def test_the_vllm_backend_without_vllm_says_which_extra_to_install():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vLLM is installed")
+    from traitloop.generate import vllm_generator
+
+    with pytest.raises(UserError, match=r"generation.backend vllm needs vLLM: pip install 'traitloop\[vllm\]'"):
+        vllm_generator("some/model", 16)
