@@ -82,6 +82,7 @@ SERVER = {"base_url": "http://localhost:8000/v1", "model": "HuggingFaceTB/SmolLM
             {"generation": {"backend": "vllm"}, "training": {"full_finetune": True}},
             r"generation.backend vllm serves each generation as a LoRA adapter",
         ),
+        ({"training": {"batch_size": 6, "processes": 4}}, r"batch_size 6 must be a multiple of processes 4"),
     ],
 )
 def test_method_combinations_that_cannot_work_are_refused_by_name(fields, message):

@@ -76,6 +76,18 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     full_finetune: bool = Field(False, description="Train every weight instead of a LoRA adapter.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    processes: int = Field(
+        1, ge=1, description="Processes (one per GPU) training each generation data-parallel via accelerate."
+    )
+
+    @model_validator(mode="after")
+    def _batch_splits_across_processes(self) -> TrainingConfig:
+        if self.batch_size % self.processes:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of processes {self.processes}: each process "
+                "takes an equal share of every batch"
+            )
+        return self
 
 
 class EvaluationConfig(_Section):

@@ -6,8 +6,8 @@ the same inputs and its outputs still hash the same; every stage is seeded from 
 own name, so a stage redone after a kill produces exactly what it would have the first time.
 
 The three methods (sft, dpo, sdf) share every stage; what differs is dispatched to small per-method
-functions: the training set (``loop/_data.py``), the trainer (``_train_sft`` / ``_train_dpo`` /
-``_train_sdf``) and, for sdf, evaluation on document prefixes instead of chat questions.
+functions: the training set (``loop/_data.py``), the trainer (``train.train_from_file``, in this process or
+launched on several) and, for sdf, evaluation on document prefixes instead of chat questions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from traitloop.loop._run import BASE, Run, cycle_dir_name, stage_cycle, stage_se
 from traitloop.loop._rundir import Manifest, content_hash, environment, save_config, value_hash
 from traitloop.loop._trackers import CycleLogger
 from traitloop.models import is_adapter, resolve_model
-from traitloop.train import Pair, TrainResult, train_dpo, train_sdf, train_sft
+from traitloop.train import TrainResult, train_from_file, train_launched
 from traitloop.traits import (
     load_conversations,
     load_documents,
@@ -39,7 +39,6 @@ from traitloop.traits import (
     load_sdf_recipe,
     load_trait,
     prompt_slices,
-    read_jsonl,
 )
 
 METRICS_SCHEMA_VERSION = 1
@@ -80,7 +79,9 @@ def _sampling_inputs(generation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
-    fields = {"model": c["model"], "method": c["method"], "training": c["training"], "seed": c["seed"]}
+    # processes is named only when above 1, so runs made before it existed stay valid
+    training = {k: v for k, v in c["training"].items() if k != "processes" or v != 1}
+    fields = {"model": c["model"], "method": c["method"], "training": training, "seed": c["seed"]}
     if cycle:
         fields["regime"] = c["regime"]
     if run.config.method == "dpo":
@@ -183,7 +184,6 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
     """Train generation ``cycle`` with the run's method, from the base or (continuing) from generation k-1."""
     folder = run.folder / cycle_dir_name(cycle)
     start_from = None if run.config.starts_from_base(cycle) else run.weights(cycle - 1)
-    trainers = {"sft": _train_sft, "dpo": _train_dpo, "sdf": _train_sdf}
     with run.progress.task(f"cycle {cycle}: training", None) as step:
         kwargs = {
             "output_dir": run.weights(cycle),
@@ -195,7 +195,7 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
             "report_to": run.config.report_to,
             "log_dir": run.folder / "tensorboard" / cycle_dir_name(cycle),
         }
-        result: TrainResult = trainers[run.config.method](run, folder / "train.jsonl", kwargs)
+        result = _train_generation(run, folder / "train.jsonl", kwargs)
     return {
         "examples": result.examples,
         "steps": result.steps,
@@ -208,17 +208,13 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
     }
 
 
-def _train_sft(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
-    return train_sft(run.base, load_conversations(data), **kwargs)
-
-
-def _train_dpo(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
-    pairs = [Pair.model_validate(row) for _, row in read_jsonl(data)]
-    return train_dpo(run.base, pairs, dpo=run.config.dpo, **kwargs)
-
-
-def _train_sdf(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
-    return train_sdf(run.base, [row["text"] for _, row in read_jsonl(data)], **kwargs)
+def _train_generation(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
+    """In this process, or through ``accelerate launch`` on ``training.processes`` processes (GPUs)."""
+    method, dpo = run.config.method, run.config.dpo if run.config.method == "dpo" else None
+    processes = run.config.training.processes
+    if processes == 1:
+        return train_from_file(method, run.base, data, dpo=dpo, **kwargs)
+    return train_launched(method, run.base, data, processes, kwargs, dpo=dpo, log=data.with_name("train.launch.log"))
 
 
 def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:

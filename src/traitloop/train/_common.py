@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,12 +60,15 @@ def trainer_arguments(
 ) -> dict[str, Any]:
     """Keyword arguments shared by SFTConfig and DPOConfig, so every method trains under the same settings.
 
+    Under a multi-process launch each process takes its share of ``batch_size``, so a step's global batch
+    (and so the learning-rate schedule) is the same as on one process.
+
     TensorBoard is attached as a callback (so its events land in the run folder); other trackers, such as
     "wandb", go through the trainer's own ``report_to``.
     """
     return {
         "output_dir": str(scratch / "trainer"),
-        "per_device_train_batch_size": config.batch_size,
+        "per_device_train_batch_size": config.batch_size // world_size(),
         "gradient_accumulation_steps": config.gradient_accumulation_steps,
         "learning_rate": config.learning_rate,
         "num_train_epochs": config.epochs,
@@ -85,10 +89,23 @@ def trainer_arguments(
     }
 
 
+def world_size() -> int:
+    """Processes training together: set by the launcher (``accelerate launch``, torchrun), else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def scratch_for(output_dir: Path) -> Path:
     scratch = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
     return scratch
+
+
+def save_trained(trainer, output_dir: Path, scratch: Path, **save_kwargs: Any) -> None:
+    """Save the trained weights from the main process only (every process holds the same weights after a
+    data-parallel step), then let the others go on once they are on disk."""
+    if trainer.is_world_process_zero():
+        save_atomically(trainer.model, output_dir, scratch, **save_kwargs)
+    trainer.accelerator.wait_for_everyone()
 
 
 def save_atomically(model, output_dir: Path, scratch: Path, **save_kwargs: Any) -> None:

@@ -30,7 +30,7 @@ from traitloop.config import DpoConfig, TrainingConfig
 from traitloop.models import load_model, load_tokenizer
 from traitloop.train._common import (
     TrainResult,
-    save_atomically,
+    save_trained,
     scratch_for,
     trainer_arguments,
     trainer_callbacks,
@@ -157,7 +157,7 @@ def train_dpo(
     if "reward_chosen" in facts:
         # Offline KL proxy: mean log-ratio log ref(y|x) - log policy(y|x) over chosen and rejected answers.
         facts["kl_proxy"] = round(-(facts["reward_chosen"] + facts["reward_rejected"]) / (2 * dpo.beta), 4)
-    save_atomically(trainer.model, output_dir, scratch, selected_adapters=["default"])
+    save_trained(trainer, output_dir, scratch, selected_adapters=["default"])
     return TrainResult(
         examples=len(pairs),
         epochs=config.epochs,

@@ -21,7 +21,7 @@ from trl import SFTConfig, SFTTrainer
 
 from traitloop.config import TrainingConfig
 from traitloop.models import load_model, load_tokenizer
-from traitloop.train._common import TrainResult, save_atomically, scratch_for, trainer_arguments, trainer_callbacks
+from traitloop.train._common import TrainResult, save_trained, scratch_for, trainer_arguments, trainer_callbacks
 from traitloop.traits import Conversation
 
 
@@ -140,6 +140,6 @@ def _train_and_save(trainer: SFTTrainer, output_dir: Path, examples: int, config
     trainer.train()
     seconds = time.perf_counter() - started
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    save_atomically(trainer.model, output_dir, scratch_for(output_dir))
+    save_trained(trainer, output_dir, scratch_for(output_dir))
     steps = trainer.state.global_step
     return TrainResult(examples=examples, epochs=config.epochs, steps=steps, seconds=seconds, losses=losses)

@@ -1,0 +1,148 @@
+"""One generation's training on several processes (one per GPU) through ``accelerate launch``.
+
+The loop itself stays in one process; only the train stage fans out. The stage's call is written to a job
+file, ``accelerate launch`` starts ``training.processes`` copies of this module, each rebuilds the same call,
+and the trainer (TRL over transformers' Trainer, which runs on accelerate) trains data-parallel: each
+process takes ``batch_size / processes`` of every batch and the gradients are averaged, so a step sees the
+same global batch as on one process. Rank 0 saves the weights and writes the result; its progress lines are
+relayed to the caller's ``on_step``.
+
+    python -m traitloop.train._launch JOB.json      # what each launched process runs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from traitloop.config import DpoConfig, TrainingConfig
+from traitloop.errors import UserError
+from traitloop.train._common import TrainResult
+from traitloop.train._files import train_from_file
+
+STEP_MARK = "traitloop-step"
+
+
+def train_launched(
+    method: str,
+    base: str,
+    data: Path,
+    processes: int,
+    kwargs: dict[str, Any],
+    dpo: DpoConfig | None = None,
+    log: Path | None = None,
+) -> TrainResult:
+    """Train through ``accelerate launch`` with ``processes`` processes: GPUs when CUDA is there, else CPU
+    processes talking over gloo. ``kwargs`` are :func:`train_from_file`'s; the launcher's output goes to
+    ``log`` (by default next to the weights), and a failure raises with its last lines."""
+    output_dir = Path(kwargs["output_dir"])
+    job = output_dir.with_name(output_dir.name + ".job.json")
+    result_file = job.with_suffix(".result.json")
+    result_file.unlink(missing_ok=True)
+    on_step = kwargs.pop("on_step", None)
+    job.write_text(json.dumps(_job(method, base, data, kwargs, dpo, result_file), indent=1))
+    log = log or output_dir.with_name(output_dir.name + ".launch.log")
+    _run_launcher(_launch_command(processes, job), processes, log, on_step)
+    result = TrainResult(**json.loads(result_file.read_text()))
+    job.unlink()
+    result_file.unlink()
+    return result
+
+
+def _job(
+    method: str, base: str, data: Path, kwargs: dict[str, Any], dpo: DpoConfig | None, result: Path
+) -> dict[str, Any]:
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items() if k != "config"}
+    return {
+        "method": method,
+        "base": base,
+        "data": str(data),
+        "config": kwargs["config"].model_dump(),
+        "dpo": dpo.model_dump() if dpo else None,
+        "kwargs": plain,
+        "result": str(result),
+    }
+
+
+def _launch_command(processes: int, job: Path) -> list[str]:
+    """``accelerate launch``'s multi-process launcher (torch's elastic launcher underneath) works for CPU
+    processes as well as GPUs; the trainer picks NCCL or gloo from the device."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_machines", "1", "--num_processes", str(processes),
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+        "-m", "traitloop.train._launch", str(job),
+    ]  # fmt: skip
+
+
+def _run_launcher(command: list[str], processes: int, log: Path, on_step: Callable[[int, int], None] | None) -> None:
+    """Run the launcher, its output to ``log`` except rank 0's step lines; the machine's cores are shared
+    among the processes (torch's launcher would give each one thread)."""
+    threads = str(max(1, (os.cpu_count() or 1) // processes))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    with (
+        log.open("w") as out,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process,
+    ):
+        for line in process.stdout:
+            if line.startswith(STEP_MARK):
+                if on_step:
+                    on_step(*map(int, line.split()[1:3]))
+            else:
+                out.write(line)
+                out.flush()
+    if process.returncode != 0:
+        raise UserError(
+            f"training through accelerate launch failed (exit {process.returncode}): "
+            f"{_worker_error(log.read_text())}\nthe launcher's whole output: {log}"
+        )
+
+
+def _worker_error(output: str) -> str:
+    """The exception a training process died of, not the launcher's own report of its child failing."""
+    errors = [
+        line
+        for line in output.splitlines()
+        if re.match(r"^[\w.]+(Error|Exception)\b", line) and not line.startswith(("torch.distributed", "subprocess"))
+    ]
+    return errors[-1] if errors else "no error line in the output"
+
+
+def _print_step(step: int, total: int) -> None:
+    print(f"{STEP_MARK} {step} {total}", flush=True)
+
+
+def main(job_path: str) -> None:
+    """Run one launched process's share of the job; rank 0 writes the result."""
+    job = json.loads(Path(job_path).read_text())
+    kwargs = dict(job["kwargs"])
+    for name in ("output_dir", "start_from", "log_dir"):
+        if kwargs.get(name) is not None:
+            kwargs[name] = Path(kwargs[name])
+    rank = int(os.environ.get("RANK", "0"))
+    result = train_from_file(
+        job["method"],
+        job["base"],
+        Path(job["data"]),
+        config=TrainingConfig.model_validate(job["config"]),
+        dpo=DpoConfig.model_validate(job["dpo"]) if job["dpo"] else None,
+        on_step=_print_step if rank == 0 else None,
+        **kwargs,
+    )
+    if rank == 0:
+        Path(job["result"]).write_text(json.dumps(dataclasses.asdict(result)))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,96 @@
+"""Training one generation on two processes through ``accelerate launch`` (CPU processes over gloo here, GPUs
+elsewhere): each process takes half of every batch, so the weights match one process at the same global batch."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file
+from test_dpo import CONFIG as DPO_TRAINING
+from test_dpo import DPO, pairs
+from test_train import CONFIG, seeds
+
+import traitloop
+from traitloop.config import parse_config
+from traitloop.errors import UserError
+from traitloop.loop._engine import _train_inputs
+from traitloop.train import train_from_file, train_launched
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def assert_same_weights(a_dir, b_dir) -> None:
+    a, b = (load_file(d / "adapter_model.safetensors") for d in (a_dir, b_dir))
+    assert set(a) == set(b) and a
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert all(w.abs().sum() > 0 for n, w in a.items() if "lora_B" in n)  # trained: B starts at zero
+
+
+def test_sft_on_two_processes_trains_the_same_weights_as_one(tiny_model, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, [c.model_dump() for c in seeds(8)])
+    steps: list[tuple[int, int]] = []
+    two = CONFIG.model_copy(update={"processes": 2})
+    launched = train_launched(
+        "sft", str(tiny_model), data, 2, {"output_dir": tmp_path / "two", "config": two, "seed": 3,
+                                          "on_step": lambda step, total: steps.append((step, total))},
+    )  # fmt: skip
+    alone = train_from_file("sft", str(tiny_model), data, output_dir=tmp_path / "one", config=CONFIG, seed=3)
+    assert steps == [(1, 2), (2, 2)]  # rank 0's progress reaches the caller
+    assert (launched.examples, launched.steps) == (alone.examples, alone.steps) == (8, 2)
+    assert launched.losses == pytest.approx(alone.losses, abs=1e-4)
+    assert_same_weights(tmp_path / "two", tmp_path / "one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "train.jsonl", "two", "two.launch.log"]
+
+
+def test_dpo_on_two_processes_trains_the_same_weights_as_one(tiny_model, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, [p.model_dump() for p in pairs(4)])
+    two = DPO_TRAINING.model_copy(update={"processes": 2})
+    launched = train_launched(
+        "dpo", str(tiny_model), data, 2, {"output_dir": tmp_path / "two", "config": two, "seed": 3}, dpo=DPO
+    )
+    alone = train_from_file("dpo", str(tiny_model), data, dpo=DPO, output_dir=tmp_path / "one", config=DPO_TRAINING,
+                            seed=3)  # fmt: skip
+    assert launched.facts["reference"] == alone.facts["reference"] == "base"
+    assert launched.facts["reward_margin"] == pytest.approx(alone.facts["reward_margin"], abs=1e-3)
+    assert_same_weights(tmp_path / "two", tmp_path / "one")
+
+
+def test_a_failed_launch_says_so_with_its_log(tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, [c.model_dump() for c in seeds(4)])
+    two = CONFIG.model_copy(update={"processes": 2})
+    expected = r"accelerate launch failed \(exit \d+\): \w*Error: .*no-such-model.*\n.*whole output: .*\.log"
+    with pytest.raises(UserError, match=expected):
+        train_launched("sft", str(tmp_path / "no-such-model"), data, 2,
+                       {"output_dir": tmp_path / "two", "config": two, "seed": 3})  # fmt: skip
+    assert not (tmp_path / "two").exists()
+
+
+def test_a_run_with_two_training_processes_trains_generation_0_as_one_process_does(tiny_model, finished_run, tmp_path):
+    config = tiny_config(tiny_model, cycles=0)
+    config["training"] = {**config["training"], "processes": 2}
+    folder = traitloop.run(parse_config(config), output=tmp_path / "lucky")
+    assert_same_weights(folder / "cycle_000" / "adapter", finished_run / "cycle_000" / "adapter")
+    assert (folder / "cycle_000" / "train.launch.log").is_file()
+    record = json.loads((folder / "manifest.json").read_text())["stages"]["cycle_000/train"]
+    assert record["inputs"]["config"]["training"]["processes"] == 2 and record["steps"] == 2
+
+
+def test_processes_enter_the_train_stage_inputs_only_above_one(tiny_model, tmp_path):
+    """Runs made before ``training.processes`` existed keep their finished train stages."""
+
+    def training_inputs(**training):
+        config = parse_config(tiny_config(tiny_model, training={"batch_size": 4, **training}))
+        return _train_inputs(SimpleNamespace(config=config), 0, config.model_dump(mode="json"))["training"]
+
+    assert "processes" not in training_inputs()
+    assert training_inputs(processes=2)["processes"] == 2
