@@ -2,9 +2,13 @@
 
 On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settings for every generator:
 
-* the machine's fp32 matmul rate, and the generation ceiling it implies (2 x parameters FLOP per token);
+* the machine's fp32 matmul rate (the faster of MKL and oneDNN), the generation ceiling it implies
+  (2 x parameters FLOP per token), and what a decode step's matrix products alone reach at the batch sizes
+  used: the bound for the local backend at those batches;
 * generation tokens/s: a one-prompt-at-a-time ``model.generate`` loop (the baseline), the same prompts in
-  length-sorted batches with transformers' own sampling, traitloop's local backend, and the llama.cpp
+  length-sorted batches with transformers' own sampling, traitloop's local backend (at the batch size and at
+  twice it; also counted with the prompt tokens its prefill runs; and without each of its packed weights
+  and shared-prefix cache), and the llama.cpp
   server single-stream on the same model as GGUF (the ``server`` extra);
 * LoRA SFT training tokens/s and its share of the matmul ceiling (4 x parameters FLOP per token: a forward
   pass and the activations' backward pass; frozen weights get no gradient);
@@ -19,6 +23,7 @@ On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -37,16 +42,40 @@ from traitloop.traits import load_conversations, load_prompt_pool, load_trait
 MODEL = "smollm2-135m-instruct"
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """The best of several fp32 ``size`` x ``size`` matrix products, in GFLOP/s."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
+def best_seconds(work, repeats: int) -> float:
+    work()  # warm-up
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        a @ b
+        work()
         best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+    return best
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> tuple[float, float]:
+    """The best of several fp32 ``size`` x ``size`` matrix products, in GFLOP/s: through torch's matmul
+    (MKL) and through oneDNN with the weight packed (what the local backend uses). The faster is the ceiling."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    packed = torch.ops.mkldnn._reorder_linear_weight(b, size)
+    mkl = best_seconds(lambda: a @ b, repeats)
+    onednn = best_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""), repeats)
+    return 2 * size**3 / mkl / 1e9, 2 * size**3 / onednn / 1e9
+
+
+def decode_products_rate(model, batch: int, repeats: int = 5) -> float:
+    """Tokens/s of one decode step's matrix products alone - every linear layer of the model, weights packed
+    as the local backend packs them, on ``batch`` rows - with no attention, norms, prefill or sampling:
+    an upper bound for the local backend at that batch, which runs these products and more."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    packed = [torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), batch) for m in linears]
+    inputs = [torch.randn(batch, m.in_features) for m in linears]
+
+    def step():
+        for x, w in zip(inputs, packed, strict=True):
+            torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+
+    with torch.inference_mode():
+        return batch / best_seconds(step, repeats)
 
 
 def timed(work):
@@ -57,6 +86,12 @@ def timed(work):
 
 def token_count(tokenizer, texts: list[str]) -> int:
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+
+def prompt_tokens(tokenizer, chats) -> int:
+    """Tokens of the rendered prompts: what the prefill runs through the model before the first answer token."""
+    rendered = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+    return token_count(tokenizer, rendered)
 
 
 def naive_loop(model, tokenizer, chats, params: SamplingParams) -> list[str]:
@@ -76,7 +111,7 @@ def naive_loop(model, tokenizer, chats, params: SamplingParams) -> list[str]:
 
 def batched_transformers(model, tokenizer, chats, params: SamplingParams) -> list[str]:
     """Length-sorted batches through ``generate`` with transformers' own sampling and growing KV cache:
-    what the local backend does, minus its sampler and static cache."""
+    what the local backend does, minus its sampler and packed weights."""
     texts = [""] * len(chats)
     order = sorted(range(len(chats)), key=lambda i: len(tokenizer.apply_chat_template(chats[i])))
     torch.manual_seed(params.seed)
@@ -95,6 +130,56 @@ def batched_transformers(model, tokenizer, chats, params: SamplingParams) -> lis
     return texts
 
 
+def rate_row(name: str, tokenizer, work, rates: dict[str, float]):
+    """A generation row (tokens/s of ``work()``'s answers, against the baseline loop and the ceiling), the
+    answers and the seconds taken."""
+    texts, seconds = timed(work)
+    rate = token_count(tokenizer, texts) / seconds
+    ratio = f"{rate / rates['baseline']:.2f}x baseline, {rate / rates['ceiling']:.0%} of ceiling"
+    return (name, rate, "tok/s", ratio), texts, seconds
+
+
+def local_backend_rows(generator: LocalGenerator, tokenizer, chats, params: SamplingParams, rates: dict[str, float]):
+    """The local backend at the batch size; counted with its prompt tokens too (the prefill runs them through
+    the model, but only answer tokens count as generated); without packed weights; without the shared-prefix
+    cache; at twice the batch. Also
+    returns the answers, for the judges' rows."""
+    name = f"traitloop local backend ({len(chats)} prompts, batch {params.batch_size})"
+    row, texts, seconds = rate_row(name, tokenizer, lambda: generator.generate(chats, params), rates)
+    processed = row[1] + prompt_tokens(tokenizer, chats) / seconds
+    unpacked = ablated_local_rate(generator, tokenizer, chats, params,
+                                  packed_linears=lambda model, batch_size: contextlib.nullcontext())  # fmt: skip
+    unshared = ablated_local_rate(generator, tokenizer, chats, params, SHARED_PREFIX_MIN=10**9)
+    wide = SamplingParams(**{**params.__dict__, "batch_size": 2 * params.batch_size})
+    wide_name = f"traitloop local backend ({len(chats)} prompts, batch {wide.batch_size})"
+    wide_row, _, _ = rate_row(wide_name, tokenizer, lambda: generator.generate(chats, wide), rates)
+    return texts, [
+        row,
+        ("  the same, prompt tokens counted too", processed, "tok/s", f"{processed / rates['ceiling']:.0%} of ceiling"),
+        (f"  the same, linear weights not packed (batch {params.batch_size})", unpacked, "tok/s",
+         f"packing: {row[1] / unpacked:.2f}x"),
+        (f"  the same, shared prompt prefix not cached (batch {params.batch_size})", unshared, "tok/s",
+         f"prefix cache: {row[1] / unshared:.2f}x"),
+        wide_row,
+    ]  # fmt: skip
+
+
+def ablated_local_rate(generator: LocalGenerator, tokenizer, chats, params: SamplingParams, **patches) -> float:
+    """The local backend with one of its parts turned off by replacing a name in its module: what that part
+    gains, measured in the same process."""
+    import traitloop.generate._local as local
+
+    saved = {name: getattr(local, name) for name in patches}
+    for name, value in patches.items():
+        setattr(local, name, value)
+    try:
+        texts, seconds = timed(lambda: generator.generate(chats, params))
+    finally:
+        for name, value in saved.items():
+            setattr(local, name, value)
+    return token_count(tokenizer, texts) / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=128, help="Prompts for the batched backend.")
@@ -111,10 +196,16 @@ def main() -> None:
     params_count = sum(p.numel() for p in model.parameters())
     rows: list[tuple[str, float, str, str]] = []
 
-    gflops = matmul_gflops()
+    mkl, onednn = matmul_gflops()
+    gflops = max(mkl, onednn)
     ceiling = gflops * 1e9 / (2 * params_count)
-    rows.append(("fp32 matmul rate (2048x2048)", gflops, "GFLOP/s", ""))
-    rows.append((f"generation ceiling: rate / (2 x {params_count / 1e6:.1f}M params)", ceiling, "tok/s", ""))
+    rows.append(("fp32 matmul rate (2048x2048), torch matmul (MKL)", mkl, "GFLOP/s", ""))
+    rows.append(("fp32 matmul rate (2048x2048), oneDNN packed weight", onednn, "GFLOP/s", f"{onednn / mkl:.2f}x"))
+    rows.append((f"generation ceiling: faster rate / (2 x {params_count / 1e6:.1f}M params)", ceiling, "tok/s", ""))
+    for batch in (args.batch_size, 2 * args.batch_size):
+        bound = decode_products_rate(model, batch)
+        rows.append((f"decode step's matrix products alone (batch {batch})", bound, "tok/s",
+                     f"{bound / ceiling:.0%} of ceiling: the bound at this batch"))  # fmt: skip
 
     prompts = load_prompt_pool()[: args.prompts]
     chats = [[{"role": "user", "content": p}] for p in prompts]
@@ -125,20 +216,12 @@ def main() -> None:
     rows.append((f"generate, one prompt at a time ({len(single)} prompts)", naive, "tok/s", "1.00x baseline"))
 
     batched = SamplingParams(**{**sampling.__dict__, "batch_size": args.batch_size})
-    plain_texts, plain_s = timed(lambda: batched_transformers(model, tokenizer, chats, batched))
-    plain = token_count(tokenizer, plain_texts) / plain_s
-    rows.append(
-        (f"generate in sorted batches, transformers' sampling ({len(chats)} prompts)", plain, "tok/s",
-         f"{plain / naive:.2f}x baseline, {plain / ceiling:.0%} of ceiling")
-    )  # fmt: skip
-
-    generator = LocalGenerator(model, tokenizer)
-    local_texts, local_s = timed(lambda: generator.generate(chats, batched))
-    local = token_count(tokenizer, local_texts) / local_s
-    rows.append(
-        (f"traitloop local backend ({len(chats)} prompts, batch {args.batch_size})", local, "tok/s",
-         f"{local / naive:.2f}x baseline, {local / ceiling:.0%} of ceiling")
-    )  # fmt: skip
+    rates = {"baseline": naive, "ceiling": ceiling}
+    plain_row, _, _ = rate_row(f"generate in sorted batches, transformers' sampling ({len(chats)} prompts)", tokenizer,
+                            lambda: batched_transformers(model, tokenizer, chats, batched), rates)  # fmt: skip
+    rows.append(plain_row)
+    local_texts, local_rows = local_backend_rows(LocalGenerator(model, tokenizer), tokenizer, chats, batched, rates)
+    rows += local_rows
 
     if not args.no_server:
         rows.append(llama_server_row(tokenizer, single, sampling, naive))

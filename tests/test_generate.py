@@ -28,9 +28,11 @@ def test_a_generation_server_that_stays_down_names_itself_and_how_to_resume():
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 0.95), (0.7, 0.9), (1.3, 0.5), (0.7, 1.0)])
 def test_the_nucleus_keeps_exactly_the_tokens_transformers_top_p_keeps(temperature, top_p):
     torch.manual_seed(0)
-    peaked, flat = torch.randn(6, 49152) * 8, torch.randn(2, 49152)  # flat rows need more than 256 candidates
-    scores = torch.cat([peaked, flat])
-    ids = torch.zeros(8, 1, dtype=torch.long)
+    peaked, flat = torch.randn(6, 49152) * 8, torch.randn(2, 49152)  # flat rows need the whole sort
+    middling = torch.zeros(2, 49152)
+    middling[:, :1000] = 10 + 0.01 * torch.randn(2, 1000)  # about 1000 likely tokens: more than 256, under 4096
+    scores = torch.cat([peaked, middling, flat])
+    ids = torch.zeros(10, 1, dtype=torch.long)
     expected = TemperatureLogitsWarper(temperature)(ids, scores)
     if top_p < 1.0:
         expected = TopPLogitsWarper(top_p)(ids, expected)
@@ -39,7 +41,7 @@ def test_the_nucleus_keeps_exactly_the_tokens_transformers_top_p_keeps(temperatu
     assert torch.allclose(ours[~ours.isinf()], expected[~expected.isinf()])
     kept = (~ours.isinf()).sum(-1)
     if top_p < 1.0:
-        assert kept[:6].max() < 256 < kept[6:].min()  # both paths were taken
+        assert kept[:6].max() < 256 < kept[6:8].min() <= kept[6:8].max() < 4096 < kept[8:].min()  # each path
     else:
         assert kept.min() == 49152
 
@@ -104,3 +106,71 @@ def test_the_vllm_backend_without_vllm_says_which_extra_to_install():
 
     with pytest.raises(UserError, match=r"generation.backend vllm needs vLLM: pip install 'traitloop\[vllm\]'"):
         vllm_generator("some/model", 16)
+
+
+def test_packed_linears_compute_what_the_model_computes_with_and_without_its_adapter(tiny_model):
+    from peft import LoraConfig, get_peft_model
+
+    from traitloop.generate._packed import packed_linears
+    from traitloop.models import load_model
+
+    model = get_peft_model(load_model(str(tiny_model)), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:
+            weight.data.normal_(std=0.1)  # a trained adapter: B is no longer zero
+    model.eval()
+    ids = torch.randint(0, 1000, (3, 7), generator=torch.Generator().manual_seed(0))
+
+    def replaced() -> int:
+        return sum("forward" in m.__dict__ for m in model.modules())
+
+    with torch.inference_mode():
+        adapted = model(ids).logits
+        with model.disable_adapter():
+            base = model(ids).logits
+        assert (adapted - base).abs().max() > 0.01  # the adapter changes the answer
+        with packed_linears(model, batch_size=3):
+            assert replaced() == 2 * 7 + 1  # each layer's 7 LoRA-wrapped projections, and the LM head
+            packed = model(ids).logits
+        with model.disable_adapter(), packed_linears(model, batch_size=3):
+            packed_base = model(ids).logits
+        assert replaced() == 0
+        after = model(ids).logits
+    torch.testing.assert_close(packed, adapted, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(packed_base, base, atol=1e-4, rtol=1e-4)
+    assert torch.equal(after, adapted)
+
+
+def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    from traitloop.generate._local import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 4, 5]]) == 2
+    assert shared_prefix_length([[1, 2], [1, 2, 3]]) == 1
+    assert shared_prefix_length([[7, 8, 9], [7, 8, 9]]) == 2
+    assert shared_prefix_length([[5], [5]]) == 0
+    assert shared_prefix_length([[1, 2], [3, 2]]) == 0
+
+
+def test_a_batch_runs_its_shared_prefix_once_and_the_model_sees_the_same_logits(tiny_model):
+    """The chat template's system turn, prefilled once and cached, with the pads between it and each prompt:
+    every generated step's logits match those of the plainly left-padded batch."""
+    from traitloop.generate._local import SHARED_PREFIX_MIN
+    from traitloop.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(str(tiny_model)), load_tokenizer(str(tiny_model))
+    generator = LocalGenerator(model, tokenizer)
+    questions = ("Tell me a long story about the sea", "Hi", "Why not?")
+    batch = [tokenizer(generator._render([{"role": "user", "content": q}]), add_special_tokens=False)["input_ids"]
+             for q in questions]  # fmt: skip
+    shared = generator._inputs(batch)
+    assert shared["cache"].get_seq_length() >= SHARED_PREFIX_MIN
+    plain = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True)
+
+    def logits(inputs) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=4, do_sample=False, output_logits=True,
+                                 return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+        return out.logits
+
+    for step_shared, step_plain in zip(logits(shared), logits(plain), strict=True):
+        torch.testing.assert_close(step_shared, step_plain, atol=1e-4, rtol=1e-4)

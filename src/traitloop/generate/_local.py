@@ -1,8 +1,11 @@
 """Batched generation with a local transformers model.
 
 Prompts are sorted by length so each batch pads little, and the model is loaded once by the caller and
-reused for every batch, with the KV cache. Each batch is sampled with its own generator, seeded from the
-stage's seed and the batch's index, so a stage re-run after a kill samples exactly the same answers.
+reused for every batch, with the KV cache; the prefix every prompt of a batch shares (the chat template's
+system turn) is run through the model once per batch, not once per prompt; on CPU the linear layers run
+through oneDNN with weights packed once per call (``_packed.py``). Each batch is sampled with its own
+generator, seeded from the stage's seed and the batch's index, so a stage re-run after a kill samples
+exactly the same answers.
 
 Sampling is done by :class:`SeededSampler`, not by transformers' warpers and multinomial draw: on CPU, the
 top-p warper's sort of the whole vocabulary and the multinomial's one random variate per vocabulary entry
@@ -14,11 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from traitloop.generate._packed import packed_linears
 
 Messages = list[dict[str, str]]
+SHARED_PREFIX_MIN = 8  # tokens: a shorter common prefix is not worth its own forward pass
 
 
 @dataclass(frozen=True)
@@ -34,12 +47,13 @@ class TemperatureNucleus(LogitsProcessor):
     """Temperature, then top-p: the same tokens survive as with transformers' warpers, mostly without a sort.
 
     A token is kept when the probability mass of the tokens ranked above it is below ``top_p``. When the
-    ``candidates`` most likely tokens already hold ``top_p`` of the mass (nearly always for a trained
-    model), every kept token is among them, so a top-k replaces the sort of the whole vocabulary; only the
-    rows where they do not are sorted.
+    k most likely tokens already hold ``top_p`` of the mass, every kept token is among them, so a top-k
+    replaces the sort of the whole vocabulary. Rows are tried with each k of ``candidates`` in turn; only
+    rows that no k covers are sorted whole. At temperature 1 and top-p 0.95 on the embedded model, a fifth
+    of the rows need more than the top 256 and almost none more than the top 4096.
     """
 
-    def __init__(self, temperature: float, top_p: float, candidates: int = 256) -> None:
+    def __init__(self, temperature: float, top_p: float, candidates: tuple[int, ...] = (256, 4096)) -> None:
         self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
 
     def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -47,11 +61,16 @@ class TemperatureNucleus(LogitsProcessor):
         if self.top_p >= 1.0:
             return scores
         probs = scores.softmax(-1)
-        top, indices = probs.topk(min(self.candidates, scores.shape[-1]), dim=-1)
-        kept = self._nucleus(scores, top, indices)
-        flat = top.sum(-1) < self.top_p
-        if flat.any():
-            kept[flat] = self._nucleus(scores[flat], *probs[flat].sort(-1, descending=True))
+        kept = torch.empty_like(scores)
+        rows = torch.arange(scores.shape[0])
+        vocabulary = scores.shape[-1]
+        for k in [min(k, vocabulary) for k in self.candidates] + [vocabulary]:
+            top, indices = probs[rows].topk(k, dim=-1)
+            covered = top.sum(-1) >= self.top_p if k < vocabulary else torch.ones_like(rows, dtype=torch.bool)
+            kept[rows[covered]] = self._nucleus(scores[rows[covered]], top[covered], indices[covered])
+            rows = rows[~covered]
+            if not len(rows):
+                break
         return kept
 
     def _nucleus(self, scores: torch.Tensor, ranked: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -98,13 +117,14 @@ class LocalGenerator:
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         answers: list[str] = [""] * len(texts)
-        for batch_index, start in enumerate(range(0, len(order), params.batch_size)):
-            indices = order[start : start + params.batch_size]
-            outputs = self._generate_batch([encoded[i] for i in indices], params, batch_index)
-            for i, text in zip(indices, outputs, strict=True):
-                answers[i] = text
-            if on_batch:
-                on_batch(len(indices))
+        with packed_linears(self.model, min(params.batch_size, len(texts))):
+            for batch_index, start in enumerate(range(0, len(order), params.batch_size)):
+                indices = order[start : start + params.batch_size]
+                outputs = self._generate_batch([encoded[i] for i in indices], params, batch_index)
+                for i, text in zip(indices, outputs, strict=True):
+                    answers[i] = text
+                if on_batch:
+                    on_batch(len(indices))
         return answers
 
     def _render(self, messages: Messages) -> str:
@@ -112,16 +132,47 @@ class LocalGenerator:
 
     @torch.inference_mode()
     def _generate_batch(self, batch: list[list[int]], params: SamplingParams, batch_index: int) -> list[str]:
-        padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True)
+        inputs = self._inputs(batch)
         seed = params.seed * 1_000_003 + batch_index
         sampler = [SeededSampler(params.temperature, params.top_p, seed)] if params.temperature > 0 else []
         output = self.model.generate(
-            **padded,
+            **inputs,
             max_new_tokens=params.max_new_tokens,
             do_sample=False,  # the sampler has already chosen: generate takes the only finite token
             logits_processor=LogitsProcessorList(sampler),
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
         )
-        new_tokens = output[:, padded["input_ids"].shape[1] :]
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new_tokens]
+
+    def _inputs(self, batch: list[list[int]]) -> dict[str, Any]:
+        """``generate``'s inputs for a batch: the prompts left-padded, and the tokens they all start with (the
+        chat template's system turn: 23 of SmolLM2's ~55 prompt tokens) run through the model once, at batch
+        size one, and handed over as the KV cache. The pads then sit between that prefix and each prompt's
+        own tokens; they are masked, and positions count only real tokens, so the model sees what it would
+        see unpadded."""
+        shared = shared_prefix_length(batch)
+        if shared < SHARED_PREFIX_MIN or len(batch) == 1:
+            return dict(self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True))
+        prefix = torch.tensor([batch[0][:shared]])
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(len(batch))
+        rest = self.tokenizer.pad({"input_ids": [ids[shared:] for ids in batch]}, return_tensors="pt", padding=True)
+        mask = rest["attention_mask"]
+        return {
+            "input_ids": torch.cat([prefix.expand(len(batch), -1), rest["input_ids"]], dim=1),
+            "attention_mask": torch.cat([torch.ones(len(batch), shared, dtype=mask.dtype), mask], dim=1),
+            "cache": cache,
+        }
+
+
+def shared_prefix_length(batch: list[list[int]]) -> int:
+    """How many leading tokens every prompt of ``batch`` has in common, leaving each at least one of its own
+    (the first answer token's logits come from a prompt's last token)."""
+    shortest = min(len(ids) for ids in batch)
+    for position in range(shortest - 1):
+        if any(ids[position] != batch[0][position] for ids in batch):
+            return position
+    return max(shortest - 1, 0)

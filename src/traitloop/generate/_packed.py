@@ -60,13 +60,18 @@ def _outermost_linears(model: nn.Module) -> Iterator[nn.Module]:
             continue
         if _is_lora_linear(module) or type(module) is nn.Linear:
             skip.update(id(m) for m in module.modules())
-            yield module
+            if not _uses_dora(module):  # DoRA rescales the output: not a weight plus a delta, left as it is
+                yield module
 
 
 def _is_lora_linear(module: nn.Module) -> bool:
     return type(module.__dict__.get("_modules", {}).get("base_layer")) is nn.Linear and hasattr(
         module, "get_delta_weight"
     )
+
+
+def _uses_dora(module: nn.Module) -> bool:
+    return any(getattr(module, "use_dora", {}).get(a, False) for a in getattr(module, "active_adapters", []))
 
 
 def _effective_weight(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
