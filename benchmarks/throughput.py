@@ -7,8 +7,7 @@ On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settin
   used: the bound for the local backend at those batches;
 * generation tokens/s: a one-prompt-at-a-time ``model.generate`` loop (the baseline), the same prompts in
   length-sorted batches with transformers' own sampling, traitloop's local backend (at the batch size and at
-  twice it; also counted with the prompt tokens its prefill runs; and without each of its packed weights
-  and shared-prefix cache), and the llama.cpp
+  twice it, and without each of its packed weights and shared-prefix cache), and the llama.cpp
   server single-stream on the same model as GGUF (the ``server`` extra);
 * LoRA SFT training tokens/s and its share of the matmul ceiling (4 x parameters FLOP per token: a forward
   pass and the activations' backward pass; frozen weights get no gradient);
@@ -16,7 +15,7 @@ On the embedded SmolLM2-135M-Instruct, with the same prompts and sampling settin
 * the embedded judges' answers/s (trait: sentence embeddings; coherence: base-model likelihood);
 * evaluating the base model with a cold judge cache (the trait judge is fitted first) and a warm one.
 
-    python benchmarks/throughput.py                  # about 10 minutes on 2 CPU cores
+    python benchmarks/throughput.py                  # about 15 minutes on 2 CPU cores
     python benchmarks/throughput.py --no-server      # without the llama.cpp server
 """
 
@@ -88,12 +87,6 @@ def token_count(tokenizer, texts: list[str]) -> int:
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
-def prompt_tokens(tokenizer, chats) -> int:
-    """Tokens of the rendered prompts: what the prefill runs through the model before the first answer token."""
-    rendered = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
-    return token_count(tokenizer, rendered)
-
-
 def naive_loop(model, tokenizer, chats, params: SamplingParams) -> list[str]:
     """The baseline: one ``generate`` call per prompt, as a first script would do it."""
     texts = []
@@ -140,13 +133,11 @@ def rate_row(name: str, tokenizer, work, rates: dict[str, float]):
 
 
 def local_backend_rows(generator: LocalGenerator, tokenizer, chats, params: SamplingParams, rates: dict[str, float]):
-    """The local backend at the batch size; counted with its prompt tokens too (the prefill runs them through
-    the model, but only answer tokens count as generated); without packed weights; without the shared-prefix
-    cache; at twice the batch. Also
+    """The local backend at the batch size; without its packed weights; without its shared-prefix cache; at
+    twice the batch. Also
     returns the answers, for the judges' rows."""
     name = f"traitloop local backend ({len(chats)} prompts, batch {params.batch_size})"
-    row, texts, seconds = rate_row(name, tokenizer, lambda: generator.generate(chats, params), rates)
-    processed = row[1] + prompt_tokens(tokenizer, chats) / seconds
+    row, texts, _ = rate_row(name, tokenizer, lambda: generator.generate(chats, params), rates)
     unpacked = ablated_local_rate(generator, tokenizer, chats, params,
                                   packed_linears=lambda model, batch_size: contextlib.nullcontext())  # fmt: skip
     unshared = ablated_local_rate(generator, tokenizer, chats, params, SHARED_PREFIX_MIN=10**9)
@@ -155,7 +146,6 @@ def local_backend_rows(generator: LocalGenerator, tokenizer, chats, params: Samp
     wide_row, _, _ = rate_row(wide_name, tokenizer, lambda: generator.generate(chats, wide), rates)
     return texts, [
         row,
-        ("  the same, prompt tokens counted too", processed, "tok/s", f"{processed / rates['ceiling']:.0%} of ceiling"),
         (f"  the same, linear weights not packed (batch {params.batch_size})", unpacked, "tok/s",
          f"packing: {row[1] / unpacked:.2f}x"),
         (f"  the same, shared prompt prefix not cached (batch {params.batch_size})", unshared, "tok/s",

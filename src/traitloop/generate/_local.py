@@ -154,16 +154,18 @@ class LocalGenerator:
         see unpadded."""
         shared = shared_prefix_length(batch)
         if shared < SHARED_PREFIX_MIN or len(batch) == 1:
-            return dict(self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True))
-        prefix = torch.tensor([batch[0][:shared]])
+            padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True)
+            return dict(padded.to(self.model.device))
+        prefix = torch.tensor([batch[0][:shared]], device=self.model.device)
         cache = DynamicCache(config=self.model.config)
         self.model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(batch))
         rest = self.tokenizer.pad({"input_ids": [ids[shared:] for ids in batch]}, return_tensors="pt", padding=True)
+        rest = rest.to(self.model.device)
         mask = rest["attention_mask"]
         return {
             "input_ids": torch.cat([prefix.expand(len(batch), -1), rest["input_ids"]], dim=1),
-            "attention_mask": torch.cat([torch.ones(len(batch), shared, dtype=mask.dtype), mask], dim=1),
+            "attention_mask": torch.cat([mask.new_ones(len(batch), shared), mask], dim=1),
             "cache": cache,
         }
 

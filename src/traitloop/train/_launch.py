@@ -85,10 +85,9 @@ def _launch_command(processes: int, job: Path) -> list[str]:
 
 
 def _run_launcher(command: list[str], processes: int, log: Path, on_step: Callable[[int, int], None] | None) -> None:
-    """Run the launcher, its output to ``log`` except rank 0's step lines; the machine's cores are shared
-    among the processes (torch's launcher would give each one thread)."""
-    threads = str(max(1, (os.cpu_count() or 1) // processes))
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    """Run the launcher, its output to ``log`` except rank 0's step lines. This process's torch threads
+    (its share of the machine, e.g. a Ray task's CPUs) are split among the launched processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // processes))}
     with (
         log.open("w") as out,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process,
