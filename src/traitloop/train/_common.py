@@ -95,8 +95,11 @@ def world_size() -> int:
 
 
 def scratch_for(output_dir: Path) -> Path:
+    """The trainer's scratch folder next to ``output_dir``, emptied. Only the main process empties it: under
+    a multi-process launch another process doing so could delete the folder while the main one saves."""
     scratch = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(scratch, ignore_errors=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        shutil.rmtree(scratch, ignore_errors=True)
     return scratch
 
 
