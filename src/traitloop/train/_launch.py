@@ -43,11 +43,12 @@ def train_launched(
 ) -> TrainResult:
     """Train through ``accelerate launch`` with ``processes`` processes: GPUs when CUDA is there, else CPU
     processes talking over gloo. ``kwargs`` are :func:`train_from_file`'s; the launcher's output goes to
-    ``log`` (by default next to the weights), and a failure raises with its last lines."""
+    ``log`` (by default next to the weights), and a failure raises a UserError with the worker's error."""
     output_dir = Path(kwargs["output_dir"])
     job = output_dir.with_name(output_dir.name + ".job.json")
     result_file = job.with_suffix(".result.json")
     result_file.unlink(missing_ok=True)
+    kwargs = dict(kwargs)
     on_step = kwargs.pop("on_step", None)
     job.write_text(json.dumps(_job(method, base, data, kwargs, dpo, result_file), indent=1))
     log = log or output_dir.with_name(output_dir.name + ".launch.log")
