@@ -94,11 +94,16 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank() -> int:
+    """This process's place among them (0: the main process), else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def scratch_for(output_dir: Path) -> Path:
     """The trainer's scratch folder next to ``output_dir``, emptied. Only the main process empties it: under
     a multi-process launch another process doing so could delete the folder while the main one saves."""
     scratch = output_dir.with_name(output_dir.name + ".partial")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank() == 0:
         shutil.rmtree(scratch, ignore_errors=True)
     return scratch
 

@@ -26,7 +26,7 @@ import torch
 
 from traitloop.config import DpoConfig, TrainingConfig
 from traitloop.errors import UserError
-from traitloop.train._common import TrainResult
+from traitloop.train._common import TrainResult, rank
 from traitloop.train._files import train_from_file
 
 STEP_MARK = "traitloop-step"
@@ -128,17 +128,16 @@ def main(job_path: str) -> None:
     for name in ("output_dir", "start_from", "log_dir"):
         if kwargs.get(name) is not None:
             kwargs[name] = Path(kwargs[name])
-    rank = int(os.environ.get("RANK", "0"))
     result = train_from_file(
         job["method"],
         job["base"],
         Path(job["data"]),
         config=TrainingConfig.model_validate(job["config"]),
         dpo=DpoConfig.model_validate(job["dpo"]) if job["dpo"] else None,
-        on_step=_print_step if rank == 0 else None,
+        on_step=_print_step if rank() == 0 else None,
         **kwargs,
     )
-    if rank == 0:
+    if rank() == 0:
         Path(job["result"]).write_text(json.dumps(dataclasses.asdict(result)))
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
