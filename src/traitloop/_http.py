@@ -11,6 +11,7 @@ request, which retrying cannot fix. When the retries run out the caller gets :cl
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import random
 import threading
@@ -56,6 +57,19 @@ class ServerRefused(Exception):
         super().__init__(f"HTTP {status}: {text[:300]}")
         self.status = status
         self.text = text
+
+    @property
+    def message(self) -> str:
+        """The server's own words: OpenAI's and llama.cpp's ``{"error": {"message": ...}}``, vLLM's
+        ``{"message": ...}``, ``{"error": "..."}`` or ``{"detail": ...}``; else the reply's text."""
+        try:
+            reply = json.loads(self.text)
+        except ValueError:
+            return self.text.strip()[:300]
+        found = reply.get("error", reply.get("detail", reply)) if isinstance(reply, dict) else reply
+        if isinstance(found, dict) and "message" in found:
+            found = found["message"]
+        return (found if isinstance(found, str) else json.dumps(found)).strip().rstrip(".")[:300]
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
@@ -156,11 +170,24 @@ class HttpClient:
 
 def in_parallel(work: Callable[[Arg], T], items: Sequence[Arg], concurrency: int) -> list[T]:
     """``work`` on every item, ``concurrency`` requests at a time, results in the items' order; the first
-    error cancels the requests not yet started and is raised."""
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(work, item) for item in items]
+    error stops the requests not yet started and is raised."""
+    errors: list[BaseException] = []
+
+    def guarded(item: Arg) -> T | None:
+        if errors:  # a worker that picks up an item after another failed must not send it
+            return None
         try:
-            return [future.result() for future in futures]
-        except BaseException:
+            return work(item)
+        except BaseException as error:
+            errors.append(error)
+            raise
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(guarded, item) for item in items]
+        try:
+            return [future.result() for future in futures]  # None only after an error, which this raises
+        except BaseException as error:
             pool.shutdown(cancel_futures=True)
+            if errors and errors[0] is not error:
+                raise errors[0]  # noqa: B904 - the first to fail (not the first in order), its own cause kept
             raise

@@ -79,12 +79,36 @@ class ServerGenerator:
                 "max_tokens": params.max_new_tokens,
                 "seed": request_seed(params.seed, index),
             }
-            text = self.client.post(path, body, read).strip()
+            try:
+                text = self.client.post(path, body, read).strip()
+            except ServerRefused as error:
+                raise _refused(self.client.base_url, path, self.model, prompts[index], error) from error
             if on_batch:
                 on_batch(1)
             return text
 
         return in_parallel(one, range(len(prompts)), self.concurrency)
+
+
+class GenerationRefused(UserError):
+    """The generation server refused a request (4xx, e.g. a prompt longer than its context): retrying cannot
+    help, so the run stops naming the request and quoting the server."""
+
+
+def _refused(base_url: str, path: str, model: str, prompt: Any, error: ServerRefused) -> GenerationRefused:
+    return GenerationRefused(
+        f"the generation server refused POST {base_url}/{path} (model {model!r}, prompt {_prompt_start(prompt)!r}) "
+        f"with HTTP {error.status}: {error.message}. Retrying cannot fix a refused request: fix the request or the "
+        "server (a prompt too long for its context needs a longer context or a lower max_new_tokens), then run "
+        "the same command again; every finished stage is kept in the run folder."
+    )
+
+
+def _prompt_start(prompt: Any, length: int = 80) -> str:
+    """The first ``length`` characters of a raw text, or of a conversation's last message (its question)."""
+    text = (prompt[-1].get("content") or "") if isinstance(prompt, list) and prompt else prompt
+    text = " ".join(str(text).split())
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _chat_text(reply: dict[str, Any]) -> str:
