@@ -3,31 +3,52 @@ trait-coherence tradeoff, and the cobweb plot of the fitted attractor map."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ParamSpec
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from traitloop.analysis._analyze import RunVerdict, SettingSummary  # noqa: E402
+from traitloop.analysis._analyze import RunVerdict, SettingSummary
 
 # Okabe-Ito: distinguishable in colour-blind vision and in greyscale print.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 LINESTYLES = ["-", "--", ":", "-."]
 SCORE_LABELS = {"trait": "trait score (0-100)", "coherence": "coherence (0-100)"}
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.spines.top": False, "axes.spines.right": False}
 
-plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.spines.top": False, "axes.spines.right": False})
+P = ParamSpec("P")
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _figure(*grid: int, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure drawn by Agg, outside pyplot: the caller's backend, open figures and rcParams stay as they were
+    (a notebook or GUI app importing traitloop keeps its own)."""
+    figure = Figure(figsize=figsize)
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(*grid)
+
+
+def _styled(plot: Callable[P, Path]) -> Callable[P, Path]:
+    """``plot`` drawn in the report's style, leaving the caller's rcParams as they were."""
+
+    @functools.wraps(plot)
+    def styled(*args: P.args, **kwargs: P.kwargs) -> Path:
+        with matplotlib.rc_context(STYLE):
+            return plot(*args, **kwargs)
+
+    return styled
+
+
+def _save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
-    plt.close(figure)
     return path
 
 
@@ -40,7 +61,7 @@ def _keys(score: str) -> tuple[str, str, str]:
     return f"{score}_mean", f"{score}_ci_low", f"{score}_ci_high"
 
 
-def _base_line(axis: plt.Axes, verdict: RunVerdict, score: str, color: str = "grey") -> None:
+def _base_line(axis: Axes, verdict: RunVerdict, score: str, color: str = "grey") -> None:
     base = verdict.cycles[0]
     mean, low, high = (base[key] for key in _keys(score))
     if mean is None:
@@ -49,9 +70,10 @@ def _base_line(axis: plt.Axes, verdict: RunVerdict, score: str, color: str = "gr
     axis.axhspan(low, high, color=color, alpha=0.12, linewidth=0)
 
 
+@_styled
 def plot_scores_by_cycle(verdict: RunVerdict, path: Path) -> Path:
     """Trait and coherence per generation with 95% CI bands; the base model as a dashed line and band."""
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    figure, axes = _figure(1, 2, figsize=(9, 3.6))
     for axis, score in zip(axes, ("trait", "coherence"), strict=True):
         cycles, mean, low, high = _series(verdict, score)
         axis.fill_between(cycles, low, high, color=PALETTE[0], alpha=0.2, linewidth=0, label="95% CI")
@@ -69,10 +91,11 @@ def _colors(verdicts: list[RunVerdict]) -> dict[str, str]:
     return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(settings)}
 
 
+@_styled
 def plot_runs_overlaid(verdicts: list[RunVerdict], path: Path) -> Path:
     """Every run's trait and coherence by cycle; one colour per setting, replicates in different line styles."""
     colors, replicates_drawn = _colors(verdicts), Counter()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = _figure(1, 2, figsize=(10, 4))
     for verdict in verdicts:
         style = LINESTYLES[replicates_drawn[verdict.setting] % len(LINESTYLES)]
         replicates_drawn[verdict.setting] += 1
@@ -88,10 +111,11 @@ def plot_runs_overlaid(verdicts: list[RunVerdict], path: Path) -> Path:
     return _save(figure, path)
 
 
+@_styled
 def plot_tradeoff(verdicts: list[RunVerdict], path: Path) -> Path:
     """Change in trait against change in coherence (both from the base model), one point per generation."""
     colors = _colors(verdicts)
-    figure, axis = plt.subplots(figsize=(5, 4))
+    figure, axis = _figure(figsize=(5, 4))
     for verdict in verdicts:
         tradeoff = verdict.tradeoff
         axis.scatter(
@@ -106,9 +130,10 @@ def plot_tradeoff(verdicts: list[RunVerdict], path: Path) -> Path:
     return _save(figure, path)
 
 
+@_styled
 def plot_cobweb(summary: SettingSummary, verdicts: list[RunVerdict], path: Path) -> Path:
     """The fitted map v(t+1) = I + s·v(t) against the diagonal, with each run's path from cycle 0 as a cobweb."""
-    figure, axis = plt.subplots(figsize=(4.8, 4.6))
+    figure, axis = _figure(figsize=(4.8, 4.6))
     grid = np.linspace(0, 100, 101)
     axis.plot(grid, grid, color="grey", linewidth=0.8, label="v(t+1) = v(t)")
     fit = summary.attractor
