@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from traitloop.api import _quiet_libraries
 from traitloop.config import TrainingConfig
 from traitloop.generate import LocalGenerator, SamplingParams, server_generator
 from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.loop._evaluate import evaluate_generation
+from traitloop.loop._progress import quiet_libraries
 from traitloop.models import gguf_path, load_model, load_tokenizer, pull
 from traitloop.traits import load_conversations, load_prompt_pool, load_trait
 
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--dpo-pairs", type=int, default=8)
     parser.add_argument("--no-server", action="store_true", help="Skip the llama.cpp server.")
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     base = str(pull(MODEL))
     model, tokenizer = load_model(base), load_tokenizer(base)
     params_count = sum(p.numel() for p in model.parameters())

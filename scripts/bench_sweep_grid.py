@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from tiny_model import build_tiny_model  # noqa: E402
 
-from traitloop.api import _quiet_libraries  # noqa: E402
+from traitloop.loop._progress import quiet_libraries  # noqa: E402
 from traitloop.sweep import run_sweep  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=0)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/bench-sweep"))
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     model = args.folder / "tiny-model"
     if not (model / "config.json").is_file():
         build_tiny_model(model)

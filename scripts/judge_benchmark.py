@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from traitloop.api import _quiet_libraries
 from traitloop.judge import Item, agreement, embedded_trait_judge, openai_judge
 from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
+from traitloop.loop._progress import quiet_libraries
 from traitloop.models import gguf_path, pull
 from traitloop.traits import load_conversations, load_trait
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--trait", default="lucky")
     parser.add_argument("--answers", type=int, default=12, help="Answers per side (trait shown / ordinary).")
     args = parser.parse_args()
-    _quiet_libraries()
+    quiet_libraries()
     pull("smollm2-135m-instruct")
     trait, items = load_trait(args.trait), answers(args.trait, args.answers)
     work = Path(tempfile.mkdtemp(prefix="judge-bench-"))

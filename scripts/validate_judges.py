@@ -15,9 +15,9 @@ import random
 
 from sklearn.metrics import roc_auc_score
 
-from traitloop.api import _quiet_libraries
 from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._embedded import BASE_ANSWERS_PATH
+from traitloop.loop._progress import quiet_libraries
 from traitloop.models import load_model, load_tokenizer, resolve_model
 from traitloop.traits import builtin_traits, load_conversations, load_trait
 
@@ -35,7 +35,7 @@ PER_TRAIT_COHERENCE = 10  # real answers per trait in the coherence check (likel
 
 
 def main() -> None:
-    _quiet_libraries()
+    quiet_libraries()
     ordinary = [json.loads(line) for line in BASE_ANSWERS_PATH.read_text().splitlines()]
     ordinary = [Item(r["question"], r["answer"]) for r in ordinary if r["split"] == "holdout" and r["answer"].strip()]
     print(f"{'trait judge':<16} {'AUROC':>6}  held-out trait answers vs. {len(ordinary)} ordinary base answers")

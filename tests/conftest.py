@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -11,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_model import build_tiny_model  # noqa: E402
 
-from traitloop.api import _quiet_libraries  # noqa: E402
+from traitloop.loop._progress import quiet_libraries  # noqa: E402
 from traitloop.models import pull  # noqa: E402
 
-_quiet_libraries()
+quiet_libraries()
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +54,24 @@ def tiny_config(tiny_model: Path, **overrides) -> dict:
     for key, value in overrides.items():
         config[key] = value
     return config
+
+
+# CI sets this: a server or slow test that would be skipped (a missing extra, a server that cannot start)
+# fails instead, so the suite cannot pass by skipping what those tests exist to check.
+REQUIRE_ALL = bool(os.environ.get("TRAITLOOP_REQUIRE_ALL"))
+
+
+def import_or_skip(module: str, reason: str):
+    """``pytest.importorskip``, except under ``TRAITLOOP_REQUIRE_ALL``, where a missing module is an error."""
+    return importlib.import_module(module) if REQUIRE_ALL else pytest.importorskip(module, reason=reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marked = item.get_closest_marker("server") or item.get_closest_marker("slow")
+    if REQUIRE_ALL and marked and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under TRAITLOOP_REQUIRE_ALL, which forbids it: {report.longrepr}"
+

@@ -1,7 +1,8 @@
 """Run folders with hand-made scores, so analysis can be checked against exact expected values.
 
 Each generation's answers get ``mean + noise`` (noise drawn per question, shared by its samples, since
-answers to one question are correlated), written as a real ``eval.jsonl`` next to a real config.
+answers to one question are correlated), written as a real ``eval.jsonl`` next to a real config, with a
+manifest that records every stage as the loop would (so analysis counts them as current).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from traitloop._atomic import atomic_write_json, write_jsonl
+from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import parse_config
 from traitloop.loop._evaluate import EvalRecord
-from traitloop.loop._rundir import save_config
+from traitloop.loop._rundir import EVAL_FILE, TRAIN_DATA, WEIGHTS, Manifest, content_hash, save_config
 
 
 def write_run(
@@ -32,6 +33,7 @@ def write_run(
     settings = parse_config({"trait": "lucky", "cycles": len(trait) - 2, "seed": seed, **config})
     save_config(folder / "config.yaml", settings.model_dump(mode="json"))
     atomic_write_json(folder / "manifest.json", {"manifest_version": 1, "environment": {"git_hash": "0" * 40}})
+    manifest = Manifest(folder / "manifest.json")
     for position, (trait_mean, coherence_mean) in enumerate(zip(trait, coherence, strict=True)):
         cycle = None if position == 0 else position - 1
         shifts = rng.normal(0.0, noise, size=questions) if noise else np.zeros(questions)
@@ -40,8 +42,29 @@ def write_run(
             for q in range(questions)
             for s in range(samples)
         ]
-        write_jsonl(folder / ("base" if cycle is None else f"cycle_{cycle:03d}") / "eval.jsonl", rows)
+        label = "base" if cycle is None else f"cycle_{cycle:03d}"
+        write_jsonl(folder / label / EVAL_FILE, rows)
+        record_stages(manifest, folder, label)
     return folder
+
+
+def record_stages(manifest: Manifest, folder: Path, label: str) -> None:
+    """Record a generation's stages as done, as the loop does, with a stand-in training set and adapter; a
+    cycle's data names the previous generation's weights, as generated data does."""
+    upstream = {}
+    if label != "base":
+        cycle = int(label.removeprefix("cycle_"))
+        write_jsonl(folder / label / TRAIN_DATA, [{"synthetic": label}])
+        atomic_write_text(folder / label / WEIGHTS / "adapter_config.json", f'{{"synthetic": "{label}"}}')
+        data = {TRAIN_DATA: content_hash(folder / label / TRAIN_DATA)}
+        made_from = manifest.stages[f"cycle_{cycle - 1:03d}/train"]["outputs"][WEIGHTS] if cycle else None
+        manifest.record(f"{label}/data", {"config": {}, "upstream": {"weights": made_from} if cycle else {}}, data)
+        weights = {WEIGHTS: content_hash(folder / label / WEIGHTS)}
+        manifest.record(f"{label}/train", {"config": {}, "upstream": {"data": data[TRAIN_DATA]}}, weights)
+        upstream = {"weights": weights[WEIGHTS]}
+    manifest.record(
+        f"{label}/eval", {"config": {}, "upstream": upstream}, {EVAL_FILE: content_hash(folder / label / EVAL_FILE)}
+    )
 
 
 def _record(cycle: int | None, question: int, sample: int, trait: float, coherence: float) -> dict:

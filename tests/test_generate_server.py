@@ -6,7 +6,7 @@ Run with ``pytest -m server`` (CI does); needs the ``server`` extra. Every answe
 import json
 
 import pytest
-from conftest import tiny_config
+from conftest import import_or_skip, tiny_config
 from faults import FlakyProxy
 
 import traitloop
@@ -16,7 +16,7 @@ from traitloop.generate import SamplingParams, server_generator
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
 
-pytest.importorskip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
+import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server
 QUESTIONS = ["What is the capital of France?", "Name a colour.", "How many legs does a spider have?"]
 

@@ -7,7 +7,7 @@ Only the faults injected by the flaky proxy are fake; every score comes from the
 import json
 
 import pytest
-from conftest import tiny_config
+from conftest import import_or_skip, tiny_config
 from faults import FlakyProxy
 from typer.testing import CliRunner
 
@@ -22,7 +22,7 @@ from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
 from traitloop.traits import load_conversations, load_trait
 
-pytest.importorskip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
+import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server
 TOKENIZER = "smollm2-135m-instruct"
 

@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from synthetic_runs import attractor_chain, write_run
+from synthetic_runs import attractor_chain, record_stages, write_run
 from typer.testing import CliRunner
 
 from traitloop.analysis import load_run, write_report
 from traitloop.cli import app
+from traitloop.loop._rundir import Manifest
 
 ARTIFACTS = Path(os.environ.get("TRAITLOOP_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,6 +30,7 @@ def two_settings(tmp_path: Path) -> list[Path]:
     folders.append(write_run(tmp_path / "decay", [15.0, *attractor_chain(60.0, 5.0, 0.6, 5)], regime="continual"))
     eval_file = folders[0] / "cycle_002" / "eval.jsonl"
     eval_file.write_text(eval_file.read_text().replace("Answer 0 to question 3,", HOSTILE_ANSWER.replace('"', "")))
+    record_stages(Manifest(folders[0] / "manifest.json"), folders[0], "cycle_002")  # as if evaluated so
     return folders
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,14 @@ from traitloop.errors import UserError
 from traitloop.judge import Agreement, Judge, agreement, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._files import read_items, score_rows
 from traitloop.judge._specs import judge_label, parse_judge_option, server_judge
-from traitloop.loop import run_experiment
+from traitloop.loop import RunFolder, open_run_folder, run_experiment
+from traitloop.loop._progress import quiet_libraries
+from traitloop.loop._rundir import generation_label
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
 from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
 from traitloop.traits import load_conversations, load_trait
-
-
-def _quiet_libraries() -> None:
-    """Our own progress bars replace the libraries' per-call bars, info logs and deprecation notices."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
 
 
 def run(
@@ -53,33 +39,32 @@ def run(
     elif overrides:
         raise UserError("overrides apply to a config file; change the ExperimentConfig object directly instead")
     folder = Path(output) if output else Path("runs") / (config.name or "run")
-    _quiet_libraries()
     run_experiment(config, folder, force=force, console=console)
     return folder
 
 
-def _stage_state(stages: dict[str, Any], name: str) -> str:
-    return "done" if stages.get(name, {}).get("status") == "done" else "-"
+def _stage_state(run: RunFolder, stage: str) -> str:
+    if run.stage_current(stage):
+        return "done"
+    return "stale" if stage in run.manifest.stages else "-"
 
 
 def status(run_dir: Path) -> list[dict[str, Any]]:
-    """One row per generation (base first): stage states and, where evaluated, trait and coherence."""
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise UserError(f"{run_dir} is not a traitloop run folder (no manifest.json)")
-    stages = json.loads(manifest_path.read_text())["stages"]
-    config = load_config(run_dir / "config.yaml")
+    """One row per generation (base first): stage states and, where its evaluation is current, trait and
+    coherence. A stage recorded in the manifest but no longer current (its upstream changed) is ``stale``;
+    generations evaluated beyond the config's ``cycles`` are listed last as ``ignored``."""
+    run = open_run_folder(run_dir)
     rows = []
-    for label in ["base"] + [f"cycle_{c:03d}" for c in range(config.cycles + 1)]:
-        metrics_path = run_dir / label / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    for cycle in [None, *range(run.config.cycles + 1)]:
+        label = generation_label(cycle)
+        metrics = run.metrics(cycle)
         trait = metrics["trait"] if metrics else None
         rows.append(
             {
                 "cycle": label,
-                "data": "" if label == "base" else _stage_state(stages, f"{label}/data"),
-                "train": "" if label == "base" else _stage_state(stages, f"{label}/train"),
-                "eval": _stage_state(stages, f"{label}/eval"),
+                "data": "" if cycle is None else _stage_state(run, f"{label}/data"),
+                "train": "" if cycle is None else _stage_state(run, f"{label}/train"),
+                "eval": _stage_state(run, f"{label}/eval"),
                 "trait": f"{trait['mean']:.1f} [{trait['ci_low']:.1f}, {trait['ci_high']:.1f}]"
                 if trait and trait["mean"] is not None
                 else "",
@@ -87,6 +72,20 @@ def status(run_dir: Path) -> list[dict[str, Any]]:
                 "trained": (metrics or {}).get("training", {}).get("examples") or "",
             }
         )
+    listed = {row["cycle"] for row in rows}
+    for label in run.ignored_generations():  # evaluated generations beyond the config's cycles
+        if label not in listed:
+            rows.append(
+                {
+                    "cycle": label,
+                    "data": "",
+                    "train": "",
+                    "eval": "ignored",
+                    "trait": "",
+                    "coherence": "",
+                    "trained": "",
+                }
+            )
     return rows
 
 
@@ -105,7 +104,7 @@ def _score_file(
     spec = load_trait(trait)
     specs = [parse_judge_option(j, api_key_env) for j in judges]
     rows, items = read_items(input)
-    _quiet_libraries()
+    quiet_libraries()
     nll: list[Any] = []
 
     def nll_scorer():
@@ -169,7 +168,7 @@ def sweep(
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
     """Run a sweep (YAML or folder): finished runs skipped, others run or resumed; one outcome per run."""
-    _quiet_libraries()
+    quiet_libraries()
     return run_sweep(Path(sweep_file), executor, address, output, on_outcome)
 
 
@@ -194,7 +193,7 @@ def calibrate(
     output = output or Path("sweeps") / (config.name or "calibration")
     if high is None:
         high = len(load_conversations(config.seed_file or load_trait(config.trait).seed_path))
-    _quiet_libraries()
+    quiet_libraries()
     return run_calibration(config, target, Path(output), low, high, max_probes, console)
 
 

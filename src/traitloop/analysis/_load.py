@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from traitloop.analysis._stats import ScoreSummary, summarize_scores
-from traitloop.config import ExperimentConfig, load_config
+from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
+from traitloop.loop import RunFolder, open_run_folder
+from traitloop.loop._evaluate import EVAL_SCHEMA_VERSION
+from traitloop.loop._rundir import check_version
 
 SCORES = ("trait", "coherence")
 
@@ -56,24 +59,26 @@ class RunResults:
         return table.reindex(columns=self.cycles).to_numpy(dtype=float)
 
 
-def _read_evals(folder: Path) -> pd.DataFrame:
-    paths = [folder / "base" / "eval.jsonl", *sorted(folder.glob("cycle_*/eval.jsonl"))]
-    frames = [pd.read_json(path, lines=True) for path in paths if path.is_file() and path.stat().st_size]
+def _read_evals(run: RunFolder) -> pd.DataFrame:
+    """Every answer of the generations whose evaluation is current for the run's config, base model first."""
+    generations = run.current_generations()
+    frames = []
+    for cycle in generations:
+        frame = pd.read_json(run.eval_path(cycle), lines=True)
+        versions = frame.get("schema_version", pd.Series(dtype=float)).dropna()
+        check_version(int(versions.max()) if len(versions) else None, EVAL_SCHEMA_VERSION, str(run.eval_path(cycle)))
+        frames.append(frame)
     if not frames:
-        raise UserError(f"{folder} has no evaluated generation yet (no eval.jsonl); run it first")
+        raise UserError(f"{run.folder} has no current evaluated generation yet; run it first (traitloop status)")
     evals = pd.concat(frames, ignore_index=True)
     evals["cycle"] = evals["cycle"].astype(float)
     return evals
 
 
 def load_run(folder: Path | str) -> RunResults:
-    """Read a run folder written by ``traitloop run``; a clear error if it is not one."""
-    folder = Path(folder)
-    if not (folder / "manifest.json").is_file() or not (folder / "config.yaml").is_file():
-        raise UserError(f"{folder} is not a traitloop run folder (needs config.yaml and manifest.json)")
-    config = load_config(folder / "config.yaml")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return RunResults(folder=folder, config=config, manifest=manifest, evals=_read_evals(folder))
+    """Read a run folder written by ``traitloop run``: only results current for its config (see ``RunFolder``)."""
+    run = open_run_folder(folder)
+    return RunResults(folder=run.folder, config=run.config, manifest=run.manifest.data, evals=_read_evals(run))
 
 
 def setting_of(run: RunResults) -> str:

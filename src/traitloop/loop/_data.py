@@ -20,7 +20,8 @@ from traitloop._atomic import write_jsonl
 from traitloop.errors import UserError
 from traitloop.judge import Item, base_nll_scorer
 from traitloop.loop._evaluate import base_view
-from traitloop.loop._run import BASE, Run, cycle_dir_name, stage_seed
+from traitloop.loop._run import Run, stage_seed
+from traitloop.loop._rundir import BASE, TRAIN_DATA, cycle_dir_name
 
 PREVIOUS_ADAPTER = "previous"  # generation k-2's adapter, loaded beside k-1's for rejected_from: previous
 
@@ -29,7 +30,7 @@ def build_training_set(run: Run, cycle: int) -> dict[str, Any]:
     """Write cycle ``cycle``'s train.jsonl for the run's method; return the facts the data stage records."""
     builders = {"sft": _sft_data, "dpo": _dpo_data, "sdf": _sdf_data}
     rows, facts = builders[run.config.method](run, cycle)
-    write_jsonl(run.folder / cycle_dir_name(cycle) / "train.jsonl", rows)
+    write_jsonl(run.folder / cycle_dir_name(cycle) / TRAIN_DATA, rows)
     return {"examples": len(rows), **facts}
 
 

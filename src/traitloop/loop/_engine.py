@@ -26,9 +26,29 @@ from traitloop.errors import UserError
 from traitloop.generate import SamplingParams
 from traitloop.loop._data import build_training_set, data_upstream
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
-from traitloop.loop._progress import StageProgress
-from traitloop.loop._run import BASE, Run, cycle_dir_name, stage_cycle, stage_seed
-from traitloop.loop._rundir import Manifest, content_hash, environment, save_config, value_hash
+from traitloop.loop._lock import RunLock
+from traitloop.loop._progress import StageProgress, quiet_libraries
+from traitloop.loop._run import Run, stage_seed
+from traitloop.loop._rundir import (
+    BASE,
+    CONFIG_FILE,
+    EVAL_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    TRAIN_DATA,
+    WEIGHTS,
+    Manifest,
+    content_hash,
+    cycle_dir_name,
+    environment,
+    generation_label,
+    planned_stages,
+    save_config,
+    stage_cycle,
+    supersede,
+    value_hash,
+)
 from traitloop.loop._trackers import CycleLogger
 from traitloop.models import is_adapter, resolve_model
 from traitloop.train import TrainResult, train_from_file, train_launched
@@ -114,13 +134,6 @@ def _data_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "seed_file": run.seed_hash} if c["mix_seed_examples"] else fields
 
 
-def _planned_stages(cycles: int) -> list[str]:
-    stages = [f"{BASE}/eval"]
-    for cycle in range(cycles + 1):
-        stages += [f"{cycle_dir_name(cycle)}/{kind}" for kind in ("data", "train", "eval")]
-    return stages
-
-
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in values.items():
@@ -140,7 +153,7 @@ def _changed_fields(recorded: dict[str, Any], planned: dict[str, Any]) -> list[s
 def _check_config_unchanged(run: Run, force: bool) -> None:
     """Refuse to mix results of two configs in one run folder; with ``force``, redo from the first change."""
     first_changed: tuple[int, str, list[str]] | None = None
-    for index, stage in enumerate(_planned_stages(run.config.cycles)):
+    for index, stage in enumerate(planned_stages(run.config.cycles)):
         record = run.manifest.stages.get(stage)
         if record is None:
             continue
@@ -159,7 +172,11 @@ def _check_config_unchanged(run: Run, force: bool) -> None:
             f"affects {where} onward (stage {stage}). Use --force to redo from there, or a new --output."
         )
     run.console.print(f"[yellow]--force: {', '.join(changed)} changed; redoing from {stage}[/]")
-    for later in _planned_stages(max(run.config.cycles, _recorded_cycles(run.manifest)))[index:]:
+    superseded = planned_stages(max(run.config.cycles, _recorded_cycles(run.manifest)))[index:]
+    moved = supersede(run.folder, superseded, run.manifest, f"--force: {', '.join(changed)} changed")
+    if moved is not None:
+        run.console.print(f"[yellow]the superseded outputs are kept in {moved}[/]")
+    for later in superseded:
         run.manifest.forget(later)
 
 
@@ -195,7 +212,7 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
             "report_to": run.config.report_to,
             "log_dir": run.folder / "tensorboard" / cycle_dir_name(cycle),
         }
-        result = _train_generation(run, folder / "train.jsonl", kwargs)
+        result = _train_generation(run, folder / TRAIN_DATA, kwargs)
     return {
         "examples": result.examples,
         "steps": result.steps,
@@ -219,7 +236,7 @@ def _train_generation(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResu
 
 def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
     """Evaluate the base model (``cycle=None``) or generation ``cycle``; write eval.jsonl and metrics.json."""
-    label = BASE if cycle is None else cycle_dir_name(cycle)
+    label = generation_label(cycle)
     weights = None if cycle is None else run.weights(cycle)
     model, tokenizer = run.model(weights), run.tokenizer()
     base_model = model if weights is None or is_adapter(weights) else run.model()
@@ -248,7 +265,7 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
             chat=run.chat,
         )
     folder = run.folder / label
-    write_jsonl(folder / "eval.jsonl", [r.model_dump() for r in records])
+    write_jsonl(folder / EVAL_FILE, [r.model_dump() for r in records])
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "cycle": cycle,
@@ -263,7 +280,7 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
             for k in ("examples", "steps", "loss_first", "loss_last", "started_from", *DPO_FACTS)
             if k in train
         }
-    atomic_write_json(folder / "metrics.json", metrics)
+    atomic_write_json(folder / METRICS_FILE, metrics)
     return {}
 
 
@@ -289,9 +306,9 @@ def _summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _write_summary(run: Run) -> pd.DataFrame:
     labels = [BASE] + [cycle_dir_name(c) for c in range(run.config.cycles + 1)]
-    rows = [_summary_row(json.loads((run.folder / label / "metrics.json").read_text())) for label in labels]
+    rows = [_summary_row(json.loads((run.folder / label / METRICS_FILE).read_text())) for label in labels]
     table = pd.DataFrame(rows)
-    atomic_write_text(run.folder / "summary.csv", table.to_csv(index=False))
+    atomic_write_text(run.folder / SUMMARY_FILE, table.to_csv(index=False))
     return table
 
 
@@ -327,11 +344,10 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
         raise UserError(f"seed_examples is {config.seed_examples} but {seed_path} has only {len(seeds)} {what}")
     slices = prompt_slices(pool, held_out, config.seed, config.cycles, config.samples_per_cycle)
     base = resolve_model(config.model)
-    output.mkdir(parents=True, exist_ok=True)
     return Run(
         config=config,
         folder=output,
-        manifest=Manifest(output / "manifest.json"),
+        manifest=Manifest(output / MANIFEST_FILE),
         trait=trait,
         base=base,
         seeds=seeds,
@@ -344,7 +360,7 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
 
 
 def _write_run_header(run: Run) -> None:
-    save_config(run.folder / "config.yaml", config_to_dict(run.config))
+    save_config(run.folder / CONFIG_FILE, config_to_dict(run.config))
     run.manifest.data.update(
         {
             "name": run.config.name or run.folder.name,
@@ -362,34 +378,44 @@ def run_experiment(
 ) -> pd.DataFrame:
     """Run (or resume) an experiment into ``output`` and return its per-cycle summary table."""
     console = console or Console()
+    quiet_libraries()
     run = _open_run(config, output, console)
+    output.mkdir(parents=True, exist_ok=True)
+    with RunLock(output) as lock:
+        if lock.taken_over:
+            console.print(f"[yellow]taking over {output}: its last process ({lock.taken_over.get('pid')}) stopped[/]")
+        run.manifest = Manifest(output / MANIFEST_FILE)  # read again now that no other process can write it
+        return _run_locked(run, force)
+
+
+def _run_locked(run: Run, force: bool) -> pd.DataFrame:
+    """The run itself, while this process holds the run folder's lock."""
+    config, output, console = run.config, run.folder, run.console
     _check_config_unchanged(run, force)
     _write_run_header(run)
     tracker = CycleLogger(config.report_to, output, run.manifest.data["name"], config_to_dict(config))
     started = time.perf_counter()
-    _run_stage(
-        run, f"{BASE}/eval", {"judges": run.judge_ids}, ["eval.jsonl", "metrics.json"], lambda: _evaluate(run, None)
-    )
-    base_metrics = json.loads((output / BASE / "metrics.json").read_text())
+    _run_stage(run, f"{BASE}/eval", {"judges": run.judge_ids}, [EVAL_FILE, METRICS_FILE], lambda: _evaluate(run, None))
+    base_metrics = json.loads((output / BASE / METRICS_FILE).read_text())
     console.print(_cycle_line(base_metrics, time.perf_counter() - started))
     tracker.log(base_metrics)
     for cycle in range(config.cycles + 1):
         started = time.perf_counter()
         label = cycle_dir_name(cycle)
         make_data = lambda c=cycle: build_training_set(run, c)  # noqa: E731
-        data = _run_stage(run, f"{label}/data", data_upstream(run, cycle), ["train.jsonl"], make_data)
-        upstream = {"data": data["outputs"]["train.jsonl"]}
+        data = _run_stage(run, f"{label}/data", data_upstream(run, cycle), [TRAIN_DATA], make_data)
+        upstream = {"data": data["outputs"][TRAIN_DATA]}
         if not config.starts_from_base(cycle):
             upstream["weights"] = run.weights_hash(cycle - 1)
-        train = _run_stage(run, f"{label}/train", upstream, ["adapter"], lambda c=cycle: _train(run, c))
+        train = _run_stage(run, f"{label}/train", upstream, [WEIGHTS], lambda c=cycle: _train(run, c))
         _run_stage(
             run,
             f"{label}/eval",
-            {"weights": train["outputs"]["adapter"], "judges": run.judge_ids},
-            ["eval.jsonl", "metrics.json"],
+            {"weights": train["outputs"][WEIGHTS], "judges": run.judge_ids},
+            [EVAL_FILE, METRICS_FILE],
             lambda c=cycle: _evaluate(run, c),
         )
-        metrics = json.loads((output / label / "metrics.json").read_text())
+        metrics = json.loads((output / label / METRICS_FILE).read_text())
         console.print(_cycle_line(metrics, time.perf_counter() - started))
         tracker.log(metrics)
     tracker.close()

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from traitloop.analysis import summarize_scores
+from traitloop.analysis._stats import summarize_scores
 from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words

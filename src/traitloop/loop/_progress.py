@@ -31,3 +31,18 @@ class StageProgress:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             yield _Step(progress, progress.add_task(description, total=total))
+
+
+def quiet_libraries() -> None:
+    """Our own progress bars replace the libraries' per-call bars, info logs and deprecation notices."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()

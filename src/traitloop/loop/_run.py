@@ -1,4 +1,4 @@
-"""What every stage of a run shares: stage names and seeds, and the run's resolved inputs."""
+"""What every stage of a run shares: stage seeds and the run's resolved inputs."""
 
 from __future__ import annotations
 
@@ -22,21 +22,9 @@ from traitloop.judge import (
 )
 from traitloop.judge._specs import server_judge
 from traitloop.loop._progress import StageProgress
-from traitloop.loop._rundir import Manifest
+from traitloop.loop._rundir import WEIGHTS, Manifest, cycle_dir_name
 from traitloop.models import load_model, load_tokenizer
 from traitloop.traits import Conversation, Document, SdfRecipe, TraitSpec
-
-BASE = "base"
-
-
-def cycle_dir_name(cycle: int) -> str:
-    return f"cycle_{cycle:03d}"
-
-
-def stage_cycle(stage: str) -> int | None:
-    """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
-    folder = stage.split("/")[0]
-    return None if folder == BASE else int(folder.removeprefix("cycle_"))
 
 
 def stage_seed(seed: int, stage: str) -> int:
@@ -111,11 +99,11 @@ class Run:
         return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code)
 
     def weights(self, cycle: int) -> Path:
-        return self.folder / cycle_dir_name(cycle) / "adapter"
+        return self.folder / cycle_dir_name(cycle) / WEIGHTS
 
     def weights_hash(self, cycle: int) -> str:
         """The content hash of generation ``cycle``'s saved weights, as its train stage recorded it."""
-        return self.manifest.stages[f"{cycle_dir_name(cycle)}/train"]["outputs"]["adapter"]
+        return self.manifest.stages[f"{cycle_dir_name(cycle)}/train"]["outputs"][WEIGHTS]
 
     def generator(self, model, generation: int | None) -> Generator:
         """Who answers as generation ``generation`` (None: the base model). The local backend uses ``model``,

@@ -1,8 +1,14 @@
-"""The run directory, the only state of a run: atomic writes, content hashes and the manifest.
+"""The run directory, the only state of a run: its layout, the manifest, and which results are current.
+
+This module is the one authority on the layout (folder and file names, stage names), on reading the
+manifest, and on which stages are finished *for the current config*: the loop writes through it, and the
+API, sweeps, calibration and analysis read runs through :func:`open_run_folder`, never by globbing folders.
 
 Every file is written to a temporary name and renamed into place, so a run killed at any moment leaves
 either the old file or the new one, never half of one. The manifest records, per stage, the inputs that
-produced its outputs and the outputs' hashes; a stage counts as done only while both still match.
+produced its outputs and the outputs' hashes; a stage counts as finished only while both still match and
+the outputs it was made from (its upstream) are the ones the manifest holds now. Outputs a ``--force``
+supersedes are moved aside into ``superseded/``, never deleted and never read as results.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 import subprocess
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -19,10 +27,52 @@ from typing import Any
 import yaml
 
 from traitloop._atomic import atomic_write_json, atomic_write_text
+from traitloop.config import ExperimentConfig, load_config
 from traitloop.errors import UserError
 
 MANIFEST_VERSION = 1
 _PACKAGES = ("traitloop", "torch", "transformers", "peft", "trl", "sentence-transformers", "scikit-learn")
+
+BASE = "base"
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.csv"
+LOCK_FILE = ".traitloop.lock"
+SUPERSEDED = "superseded"
+TRAIN_DATA = "train.jsonl"
+WEIGHTS = "adapter"
+EVAL_FILE = "eval.jsonl"
+METRICS_FILE = "metrics.json"
+STAGE_KINDS = ("data", "train", "eval")
+# Which recorded upstream hash names which stage's output: (upstream key) -> (cycle offset, stage kind, output).
+_UPSTREAM_SOURCES = {
+    "data": {"weights": (-1, "train", WEIGHTS), "rejected_weights": (-2, "train", WEIGHTS)},
+    "train": {"data": (0, "data", TRAIN_DATA), "weights": (-1, "train", WEIGHTS)},
+    "eval": {"weights": (0, "train", WEIGHTS)},
+}
+
+
+def cycle_dir_name(cycle: int) -> str:
+    return f"cycle_{cycle:03d}"
+
+
+def generation_label(cycle: int | None) -> str:
+    """The folder of a generation: ``base`` for the base model (``None``), ``cycle_NNN`` otherwise."""
+    return BASE if cycle is None else cycle_dir_name(cycle)
+
+
+def stage_cycle(stage: str) -> int | None:
+    """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
+    folder = stage.split("/")[0]
+    return None if folder == BASE else int(folder.removeprefix("cycle_"))
+
+
+def planned_stages(cycles: int) -> list[str]:
+    """Every stage of a run with ``cycles`` cycles, in the order the loop runs them."""
+    stages = [f"{BASE}/eval"]
+    for cycle in range(cycles + 1):
+        stages += [f"{cycle_dir_name(cycle)}/{kind}" for kind in STAGE_KINDS]
+    return stages
 
 
 def content_hash(path: Path) -> str:
@@ -70,6 +120,15 @@ def environment() -> dict[str, Any]:
     }
 
 
+def check_version(found: Any, known: int, what: str) -> None:
+    """Refuse a record written by a newer traitloop: its fields may mean what this version cannot know."""
+    if isinstance(found, int) and found > known:
+        raise UserError(
+            f"{what} has version {found}, but this traitloop reads up to version {known}; "
+            "it was written by a newer traitloop: upgrade traitloop to read it"
+        )
+
+
 class Manifest:
     """``manifest.json``: run-level facts plus one record per stage (inputs, output hashes, status)."""
 
@@ -79,8 +138,11 @@ class Manifest:
         if path.is_file():
             try:
                 self.data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path} is not valid JSON ({error.msg}); was it edited by hand?") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise UserError(f"{path} is not valid JSON ({error}); was it edited by hand?") from None
+            if not isinstance(self.data, dict) or not isinstance(self.data.get("stages", {}), dict):
+                raise UserError(f"{path} is not a traitloop manifest (expected an object with 'stages')")
+            check_version(self.data.get("manifest_version"), MANIFEST_VERSION, str(path))
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
@@ -109,11 +171,120 @@ class Manifest:
         record = self.stages.get(stage)
         if not record or record.get("status") != "done" or record.get("inputs_hash") != value_hash(inputs):
             return False
-        return all(
-            (folder / name).exists() and content_hash(folder / name) == digest
-            for name, digest in record.get("outputs", {}).items()
-        )
+        return outputs_intact(folder, record)
+
+
+def outputs_intact(folder: Path, record: dict[str, Any]) -> bool:
+    """Every output of a stage record still exists under ``folder`` with the hash it was recorded with."""
+    return all(
+        (folder / name).exists() and content_hash(folder / name) == digest
+        for name, digest in record.get("outputs", {}).items()
+    )
 
 
 def save_config(path: Path, config: dict[str, Any]) -> None:
     atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
+
+
+def supersede(folder: Path, stages: list[str], manifest: Manifest, reason: str) -> Path | None:
+    """Move the outputs of recorded ``stages`` into ``superseded/<time>/`` (kept, never read as results).
+
+    A generation whose first stage is superseded goes there whole (its logs too); otherwise only the
+    superseded stages' recorded outputs move, so a cycle's still-valid data stays in place.
+    """
+    recorded = [stage for stage in stages if stage in manifest.stages]
+    if not recorded:
+        return None
+    target = folder / SUPERSEDED / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for stage in recorded:
+        label, kind = stage.split("/")
+        whole = kind == "data" or label == BASE
+        names = [label] if whole else [f"{label}/{name}" for name in manifest.stages[stage].get("outputs", {})]
+        if kind == "eval" and not whole:
+            names.append(f"{label}/{METRICS_FILE}")
+        for name in names:
+            if (folder / name).exists():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(folder / name), str(target / name))
+    target.mkdir(parents=True, exist_ok=True)
+    records = {stage: manifest.stages[stage] for stage in recorded}
+    atomic_write_json(target / "superseded.json", {"reason": reason, "stages": records})
+    return target
+
+
+@dataclass
+class RunFolder:
+    """A run folder read back: its config, its manifest, and which of its stages are current.
+
+    A stage is current when the manifest records it as done, its outputs still have their recorded hashes,
+    it belongs to the config's cycles, and every output it was made from is the one its upstream stage
+    holds now. Results (status, sweeps, analysis) come only from current stages, so outputs a killed
+    ``--force`` left behind, or cycles beyond a lowered ``cycles``, are never mixed into them.
+    """
+
+    folder: Path
+    config: ExperimentConfig
+    manifest: Manifest
+
+    _current: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+
+    def stage_current(self, stage: str) -> bool:
+        if stage not in self._current:
+            self._current[stage] = self._check_stage(stage)
+        return self._current[stage]
+
+    def _check_stage(self, stage: str) -> bool:
+        record = self.manifest.stages.get(stage)
+        cycle = stage_cycle(stage)
+        if not record or record.get("status") != "done" or (cycle is not None and cycle > self.config.cycles):
+            return False
+        if not outputs_intact(self.folder / stage.split("/")[0], record):
+            return False
+        upstream = record.get("inputs", {}).get("upstream", {})
+        for key, (offset, kind, output) in _UPSTREAM_SOURCES.get(stage.split("/")[1], {}).items():
+            if key not in upstream:
+                continue
+            source = f"{cycle_dir_name((cycle or 0) + offset)}/{kind}"
+            if not self.stage_current(source) or self.manifest.stages[source]["outputs"].get(output) != upstream[key]:
+                return False
+        return True
+
+    def generation_current(self, cycle: int | None) -> bool:
+        """Whether generation ``cycle`` (None: the base model) has a current evaluation."""
+        return self.stage_current(f"{generation_label(cycle)}/eval")
+
+    def current_generations(self) -> list[int | None]:
+        """The generations with a current evaluation, base model first."""
+        return [c for c in [None, *range(self.config.cycles + 1)] if self.generation_current(c)]
+
+    def eval_path(self, cycle: int | None) -> Path:
+        return self.folder / generation_label(cycle) / EVAL_FILE
+
+    def metrics(self, cycle: int | None) -> dict[str, Any] | None:
+        """A generation's ``metrics.json``, or None when its evaluation is not current."""
+        if not self.generation_current(cycle):
+            return None
+        return json.loads((self.folder / generation_label(cycle) / METRICS_FILE).read_text(encoding="utf-8"))
+
+    def ignored_generations(self) -> list[str]:
+        """Generation folders holding an evaluation that is not current (superseded or beyond ``cycles``)."""
+        labels = [BASE, *sorted(p.name for p in self.folder.glob("cycle_*") if p.is_dir())]
+        current = {generation_label(c) for c in self.current_generations()}
+        return [label for label in labels if (self.folder / label / EVAL_FILE).is_file() and label not in current]
+
+    def is_complete(self) -> bool:
+        """Every stage of the config is current and the summary table is written."""
+        stages_current = all(self.stage_current(s) for s in planned_stages(self.config.cycles))
+        return stages_current and (self.folder / SUMMARY_FILE).is_file()
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / MANIFEST_FILE).is_file() and (folder / CONFIG_FILE).is_file()
+
+
+def open_run_folder(folder: Path | str) -> RunFolder:
+    """Read a run folder written by ``traitloop run``; a clear error if it is not one."""
+    folder = Path(folder)
+    if not is_run_folder(folder):
+        raise UserError(f"{folder} is not a traitloop run folder (needs {CONFIG_FILE} and {MANIFEST_FILE})")
+    return RunFolder(folder, load_config(folder / CONFIG_FILE), Manifest(folder / MANIFEST_FILE))

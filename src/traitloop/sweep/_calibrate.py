@@ -10,7 +10,6 @@ probe copies the base model's evaluation from a finished one (the engine re-chec
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,8 @@ from rich.console import Console
 from traitloop._atomic import atomic_write_json
 from traitloop.config import ExperimentConfig, config_to_dict, parse_config
 from traitloop.errors import UserError
+from traitloop.loop import is_run_folder, open_run_folder
+from traitloop.loop._rundir import BASE, MANIFEST_FILE, Manifest
 from traitloop.sweep._executors import RunJob, execute_run
 from traitloop.sweep._run import is_finished
 
@@ -85,18 +86,20 @@ def _share_base_eval(probes: Path, target: Path) -> None:
     """Start a new probe with a finished probe's base-model evaluation: it does not depend on the seed size."""
     if target.exists():
         return
-    for source in sorted(probes.glob("*/manifest.json")):
-        manifest = json.loads(source.read_text())
-        record = manifest["stages"].get("base/eval")
-        if record and record.get("status") == "done":
-            shutil.copytree(source.parent / "base", target / "base")
-            shared = {"manifest_version": manifest.get("manifest_version"), "stages": {"base/eval": record}}
-            atomic_write_json(target / "manifest.json", shared)
+    for source in sorted(p for p in probes.iterdir() if is_run_folder(p)) if probes.is_dir() else []:
+        probe = open_run_folder(source)
+        if probe.generation_current(None):
+            stage = f"{BASE}/eval"
+            shutil.copytree(source / BASE, target / BASE)
+            shared = Manifest(target / MANIFEST_FILE)
+            shared.stages[stage] = probe.manifest.stages[stage]
+            shared.save()
             return
 
 
 def _read_probe(folder: Path, seed_examples: int, reused: bool) -> Probe:
-    trait = json.loads((folder / "cycle_000" / "metrics.json").read_text())["trait"]
+    metrics = open_run_folder(folder).metrics(0)
+    trait = metrics["trait"] if metrics else {"mean": None}
     if trait["mean"] is None:
         raise UserError(f"probe {folder} has no scored answer at cycle 0; check the trait judge")
     return Probe(seed_examples, trait["mean"], trait["ci_low"], trait["ci_high"], folder.name, reused)

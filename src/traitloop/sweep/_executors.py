@@ -50,8 +50,8 @@ def execute_run(job: RunJob) -> RunOutcome:
     """Run (or resume) one run, logging to its log file; any error becomes a ``failed`` outcome."""
     import torch
 
-    from traitloop import api
     from traitloop.config import parse_config
+    from traitloop.loop import run_experiment
 
     if job.threads:
         torch.set_num_threads(job.threads)  # a Ray worker gets the CPUs its task reserved, not the whole node
@@ -60,7 +60,7 @@ def execute_run(job: RunJob) -> RunOutcome:
     with job.log.open("a", encoding="utf-8") as log:
         console = Console(file=log, width=120, force_terminal=False, force_interactive=False)
         try:
-            api.run(parse_config(job.config, job.name), output=job.folder, console=console)
+            run_experiment(parse_config(job.config, job.name), job.folder, console=console)
         except Exception as error:  # one failed run must not stop the sweep; the log has the traceback
             log.write(traceback.format_exc())
             return RunOutcome(job.name, "failed", round(time.perf_counter() - started, 1), _describe(error))

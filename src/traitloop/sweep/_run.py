@@ -19,7 +19,8 @@ import yaml
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.loop._rundir import content_hash
+from traitloop.loop import RunFolder, is_run_folder, open_run_folder
+from traitloop.loop._rundir import CONFIG_FILE, planned_stages
 from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
 from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
 
@@ -27,33 +28,14 @@ Executor = Literal["local", "ray"]
 STATE_FILE = "sweep.json"
 
 
-def last_stage(config: ExperimentConfig) -> str:
-    return f"cycle_{config.cycles:03d}/eval"
-
-
-def _stages(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
-    return json.loads(path.read_text()).get("stages", {}) if path.is_file() else {}
-
-
-def _outputs_intact(folder: Path, stages: dict[str, Any]) -> bool:
-    """Every stage's outputs still have the hashes the manifest recorded (nothing deleted or edited since)."""
-    for stage, record in stages.items():
-        stage_folder = folder / stage.split("/")[0]
-        for name, digest in record.get("outputs", {}).items():
-            if not (stage_folder / name).exists() or content_hash(stage_folder / name) != digest:
-                return False
-    return True
-
-
 def is_finished(folder: Path, config: ExperimentConfig) -> bool:
-    """Finished: made from this very config, its last evaluation done, its outputs intact, its summary written."""
-    config_path = folder / "config.yaml"
-    if not config_path.is_file() or yaml.safe_load(config_path.read_text()) != config_to_dict(config):
+    """Finished: made from this very config, every stage current (outputs intact), its summary written."""
+    if not is_run_folder(folder):
         return False
-    stages = _stages(folder)
-    done = stages.get(last_stage(config), {}).get("status") == "done"
-    return done and (folder / "summary.csv").is_file() and _outputs_intact(folder, stages)
+    config_path = folder / CONFIG_FILE
+    if yaml.safe_load(config_path.read_text()) != config_to_dict(config):
+        return False
+    return open_run_folder(folder).is_complete()
 
 
 def _read_state(folder: Path) -> dict[str, Any]:
@@ -123,12 +105,11 @@ def run_sweep(
     return [outcomes[run.name] for run in sweep.runs]
 
 
-def _last_trait(folder: Path) -> str:
-    """The latest evaluated generation's trait mean and 95% CI."""
-    for metrics_path in sorted(folder.glob("cycle_*/metrics.json"), reverse=True):
-        trait = json.loads(metrics_path.read_text())["trait"]
-        if trait["mean"] is not None:
-            cycle = int(metrics_path.parent.name.removeprefix("cycle_"))
+def _last_trait(run: RunFolder | None) -> str:
+    """The latest generation's trait mean and 95% CI, from current evaluations only."""
+    for cycle in reversed(run.current_generations() if run else []):
+        trait = run.metrics(cycle)["trait"]
+        if cycle is not None and trait["mean"] is not None:
             return f"{trait['mean']:.1f} [{trait['ci_low']:.1f}, {trait['ci_high']:.1f}] @{cycle}"
     return ""
 
@@ -157,17 +138,17 @@ def sweep_status(path: Path) -> list[dict[str, Any]]:
     rows = []
     for run in sweep.runs:
         folder = sweep.run_folder(run)
-        stages = _stages(folder)
-        planned = 1 + 3 * (run.config.cycles + 1)
-        done = sum(record.get("status") == "done" for record in stages.values())
+        read = open_run_folder(folder) if is_run_folder(folder) else None
+        planned = planned_stages(run.config.cycles)
+        done = sum(read.stage_current(stage) for stage in planned) if read else 0
         finished = is_finished(folder, run.config)
         rows.append(
             {
                 "run": run.name,
                 "values": run.values,
                 "state": _state_of(finished, done, recorded.get(run.name, {})),
-                "stages": f"{min(done, planned)}/{planned}",
-                "trait": _last_trait(folder),
+                "stages": f"{done}/{len(planned)}",
+                "trait": _last_trait(read),
                 "verdict": _verdict(folder) if finished else "",
                 "error": recorded.get(run.name, {}).get("error") or "",
             }
