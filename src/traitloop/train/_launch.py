@@ -12,16 +12,20 @@ relayed to the caller's ``on_step``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 
 from traitloop.config import DpoConfig, TrainingConfig
@@ -87,24 +91,72 @@ def _launch_command(processes: int, job: Path) -> list[str]:
 
 def _run_launcher(command: list[str], processes: int, log: Path, on_step: Callable[[int, int], None] | None) -> None:
     """Run the launcher, its output to ``log`` except rank 0's step lines. This process's torch threads
-    (its share of the machine, e.g. a Ray task's CPUs) are split among the launched processes."""
+    (its share of the machine, e.g. a Ray task's CPUs) are split among the launched processes. If this process
+    is interrupted (Ctrl-C, SIGTERM, any error) the launcher and every worker are stopped before it goes on."""
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // processes))}
-    with (
-        log.open("w") as out,
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process,
-    ):
-        for line in process.stdout:
-            if line.startswith(STEP_MARK):
-                if on_step:
-                    on_step(*map(int, line.split()[1:3]))
-            else:
-                out.write(line)
-                out.flush()
+    # Its own session: a terminal's Ctrl-C reaches this process only, which then stops the launch in order.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    try:
+        with _sigterm_raises(), log.open("w") as out:
+            for line in process.stdout:
+                if line.startswith(STEP_MARK):
+                    if on_step:
+                        on_step(*map(int, line.split()[1:3]))
+                else:
+                    out.write(line)
+                    out.flush()
+            process.wait()
+    except BaseException:
+        _stop_launch(process)
+        raise
+    finally:
+        process.stdout.close()
     if process.returncode != 0:
         raise UserError(
             f"training through accelerate launch failed (exit {process.returncode}): "
             f"{_worker_error(log.read_text())}\nthe launcher's whole output: {log}"
         )
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises SystemExit while the launch runs, so it is stopped; Python's default would end this process
+    at once and leave the workers training. A handler someone else set (or a thread not the main) is left as is."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_launch(process: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the launcher and every process under it, then SIGKILL whatever is left after ``grace`` seconds.
+    The workers are listed before anything is signalled: torch's launcher starts each in a session of its own
+    (so they are not in the launcher's process group), and a worker whose launcher died no longer shows it as
+    its parent."""
+    try:
+        launcher = psutil.Process(process.pid)
+        tree = [launcher, *launcher.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    process.wait()
 
 
 def _worker_error(output: str) -> str:
