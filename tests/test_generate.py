@@ -37,8 +37,15 @@ def test_the_nucleus_keeps_exactly_the_tokens_transformers_top_p_keeps(temperatu
     if top_p < 1.0:
         expected = TopPLogitsWarper(top_p)(ids, expected)
     ours = TemperatureNucleus(temperature, top_p)(ids, scores)
-    assert torch.equal(ours.isinf(), expected.isinf())
-    assert torch.allclose(ours[~ours.isinf()], expected[~expected.isinf()])
+    # A token whose mass ranked above it is within float32 rounding of top_p is a tie either side may keep
+    # (transformers' sort-and-cumsum and ours round differently there); every other token must agree.
+    probabilities = (scores.double() / temperature).softmax(-1)
+    order = probabilities.argsort(-1, descending=True)
+    above = probabilities.gather(-1, order).cumsum(-1) - probabilities.gather(-1, order)
+    tie = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order, (above - top_p).abs() < 1e-4)
+    assert torch.equal(ours.isinf()[~tie], expected.isinf()[~tie])
+    both = ~ours.isinf() & ~expected.isinf()
+    assert torch.allclose(ours[both], expected[both])
     kept = (~ours.isinf()).sum(-1)
     if top_p < 1.0:
         assert kept[:6].max() < 256 < kept[6:8].min() <= kept[6:8].max() < 4096 < kept[8:].min()  # each path
