@@ -10,7 +10,7 @@ from typing import Protocol
 
 from traitloop.generate._local import LocalGenerator, Messages, SamplingParams
 from traitloop.generate._server import ServerGenerator, server_generator
-from traitloop.generate._vllm import VllmGenerator, vllm_generator
+from traitloop.generate._vllm import VllmGenerator, release_engines, vllm_generator
 
 
 class Generator(Protocol):
@@ -34,6 +34,7 @@ __all__ = [
     "SamplingParams",
     "ServerGenerator",
     "VllmGenerator",
+    "release_engines",
     "server_generator",
     "vllm_generator",
 ]

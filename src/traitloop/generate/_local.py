@@ -5,7 +5,8 @@ reused for every batch, with the KV cache; the prefix every prompt of a batch sh
 system turn) is run through the model once per batch, not once per prompt; on CPU the linear layers run
 through oneDNN with weights packed once per call (``_packed.py``). Each batch is sampled with its own
 generator, seeded from the stage's seed and the batch's index, so a stage re-run after a kill samples
-exactly the same answers.
+exactly the same answers (on the same kind of device: a GPU's generator draws other numbers than a CPU's).
+Every tensor of a batch, the sampler's draws included, lives on the model's device.
 
 Sampling is done by :class:`SeededSampler`, not by transformers' warpers and multinomial draw: on CPU, the
 top-p warper's sort of the whole vocabulary and the multinomial's one random variate per vocabulary entry
@@ -62,7 +63,7 @@ class TemperatureNucleus(LogitsProcessor):
             return scores
         probs = scores.softmax(-1)
         kept = torch.empty_like(scores)
-        rows = torch.arange(scores.shape[0])
+        rows = torch.arange(scores.shape[0], device=scores.device)
         vocabulary = scores.shape[-1]
         for k in [min(k, vocabulary) for k in self.candidates] + [vocabulary]:
             top, indices = probs[rows].topk(k, dim=-1)
@@ -87,12 +88,16 @@ class SeededSampler(LogitsProcessor):
 
     def __init__(self, temperature: float, top_p: float, seed: int) -> None:
         self.nucleus = TemperatureNucleus(temperature, top_p)
-        self.rng = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.rng: torch.Generator | None = None  # made on the logits' device at the first step
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.rng is None:  # the draws stay on the model's device: no host round trip per decode step
+            self.rng = torch.Generator(device=scores.device).manual_seed(self.seed)
         cdf = self.nucleus(input_ids, scores.float()).softmax(-1).cumsum(-1)
         # in (0, total]: the first index whose cumulative mass reaches it always has a positive probability
-        target = (1.0 - torch.rand(cdf.shape[0], 1, generator=self.rng)) * cdf[:, -1:]
+        uniform = torch.rand(cdf.shape[0], 1, generator=self.rng, device=cdf.device)
+        target = (1.0 - uniform) * cdf[:, -1:]
         chosen = torch.searchsorted(cdf, target).clamp(max=cdf.shape[-1] - 1)
         return torch.full_like(scores, -float("inf")).scatter_(1, chosen, 0.0)
 

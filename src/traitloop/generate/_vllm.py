@@ -1,12 +1,17 @@
 """Generation with vLLM in this process (``pip install 'traitloop[vllm]'``, a CUDA GPU).
 
-The engine is built once per base model and process, with LoRA enabled, and each generation is served by
-passing its adapter folder as a ``LoRARequest``: no merged copy of the model per generation. Every prompt
-carries its own seed (the stage's seed and its position), as with the server backend.
+The engine is built with LoRA enabled, and each generation is served by passing its adapter folder as a
+``LoRARequest``: no merged copy of the model per generation. Every prompt carries its own seed (the stage's
+seed and its position), as with the server backend.
+
+A process holds at most one engine: vLLM preallocates its share of the GPU (``gpu_memory_utilization``) for
+as long as the engine lives, so asking for another model (or other settings) shuts the previous engine
+down first, and :func:`release_engines` (which a sweep calls after each run) frees it for whatever runs next.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -69,15 +74,80 @@ def _texts(outputs: list[Any], on_batch: Callable[[int], None] | None) -> list[s
     return texts
 
 
-@cache
-def vllm_generator(model: str, max_lora_rank: int, trust_remote_code: bool = False) -> VllmGenerator:
-    """The process's vLLM engine for ``model`` (a folder or hub id), built on first use."""
+_engine: tuple[tuple[Any, ...], VllmGenerator] | None = None  # (its settings, the generator) or none
+
+
+def _llm_class() -> type:
+    """vLLM's ``LLM``: the one factory engines are built through (tests put a fake engine class here)."""
     try:
         from vllm import LLM
     except ImportError as error:
         raise UserError(
             "generation.backend vllm needs vLLM: pip install 'traitloop[vllm]' (Linux with a CUDA GPU)"
         ) from error
+    return LLM
+
+
+def engine_kwargs(
+    model: str, max_lora_rank: int, trust_remote_code: bool, gpu_memory_utilization: float, dtype: str
+) -> dict[str, Any]:
+    """What ``vllm.LLM`` is built with. ``dtype`` is the run's (``float32``, ``bfloat16``), so vLLM samples in
+    the precision the run's own models compute in."""
     rank = max(8, 1 << (max_lora_rank - 1).bit_length())  # vLLM accepts 8, 16, 32, ... as the largest rank
-    llm = LLM(model=model, enable_lora=True, max_lora_rank=rank, trust_remote_code=trust_remote_code)
-    return VllmGenerator(llm)
+    return {
+        "model": model,
+        "enable_lora": True,
+        "max_lora_rank": rank,
+        "trust_remote_code": trust_remote_code,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "dtype": dtype,
+    }
+
+
+def vllm_generator(
+    model: str,
+    max_lora_rank: int,
+    trust_remote_code: bool = False,
+    gpu_memory_utilization: float = 0.35,
+    dtype: str = "auto",
+) -> VllmGenerator:
+    """The process's vLLM engine for ``model`` (a folder or hub id) with these settings, built on first use;
+    an engine with other settings is shut down first."""
+    global _engine
+    kwargs = engine_kwargs(model, max_lora_rank, trust_remote_code, gpu_memory_utilization, dtype)
+    key = tuple(sorted(kwargs.items()))
+    if _engine is not None and _engine[0] == key:
+        return _engine[1]
+    llm_class = _llm_class()  # a missing vLLM is reported before any engine is touched
+    release_engines()
+    _engine = (key, VllmGenerator(llm_class(**kwargs)))
+    return _engine[1]
+
+
+def release_engines() -> None:
+    """Shut down this process's vLLM engine, if any, and give its GPU memory back."""
+    global _engine
+    if _engine is None:
+        return
+    llm = _engine[1].llm
+    _engine = None
+    _shutdown(llm)
+    del llm
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; kept so teardown never raises
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _shutdown(llm: Any) -> None:
+    """vLLM's own teardown where this version has one (``LLM.shutdown`` in recent versions, the V1 engine
+    core's ``shutdown`` before that); deleting the last reference does the rest."""
+    shutdown = getattr(llm, "shutdown", None)
+    if shutdown is None:
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(core, "shutdown", None)
+    if callable(shutdown):
+        shutdown()

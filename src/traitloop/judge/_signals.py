@@ -87,19 +87,18 @@ def base_nll_scorer(
 
 def _batch_nll(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
     """Mean NLL of each answer after its prompt. Rows are left-padded so every answer ends the sequence and
-    the vocabulary projection runs only over answer positions (it is a fifth of the model's compute)."""
+    the vocabulary projection runs only over answer positions (it is a fifth of the model's compute). The
+    batch is built as lists and moved to the model's device in one copy per tensor."""
     width = max(len(p) + len(a) for p, a in rows)
     keep = max(len(a) for _, a in rows) + 1
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    labels = torch.full((len(rows), keep), -100, dtype=torch.long)
-    for i, (p, a) in enumerate(rows):
-        ids[i, width - len(p) - len(a) :] = torch.tensor(p + a)
-        mask[i, width - len(p) - len(a) :] = 1
-        if a:
-            labels[i, keep - len(a) :] = torch.tensor(a)
-    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, :-1].float()
-    target = labels[:, 1:]
+    ids = [[pad_id] * (width - len(p) - len(a)) + p + a for p, a in rows]
+    mask = [[0] * (width - len(p) - len(a)) + [1] * (len(p) + len(a)) for p, a in rows]
+    labels = [[-100] * (keep - len(a)) + a for _, a in rows]
+    device = model.device
+    ids_t = torch.tensor(ids, dtype=torch.long, device=device)
+    mask_t = torch.tensor(mask, dtype=torch.long, device=device)
+    logits = model(input_ids=ids_t, attention_mask=mask_t, logits_to_keep=keep).logits[:, :-1].float()
+    target = torch.tensor(labels, dtype=torch.long, device=device)[:, 1:]
     losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
     counts = (target != -100).sum(dim=1)
     totals = (losses * (target != -100)).sum(dim=1)

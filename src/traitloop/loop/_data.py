@@ -22,6 +22,7 @@ from traitloop.judge import Item, base_nll_scorer
 from traitloop.loop._evaluate import base_view
 from traitloop.loop._run import Run, stage_seed
 from traitloop.loop._rundir import BASE, TRAIN_DATA, cycle_dir_name
+from traitloop.models import is_adapter
 
 PREVIOUS_ADAPTER = "previous"  # generation k-2's adapter, loaded beside k-1's for rejected_from: previous
 
@@ -67,8 +68,9 @@ def _sft_data(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any
         for p, a in zip(prompts, answers, strict=True)
         if a.strip()
     ]
-    if config.min_coherence is not None:
-        rows = _filter_by_coherence(run, model, rows)
+    if config.min_coherence is not None:  # scored under the base: full weights have no adapter to switch off
+        base = model if is_adapter(run.weights(cycle - 1)) else run.model()
+        rows = _filter_by_coherence(run, base, rows)
     if not rows:
         raise _no_data(run, cycle, len(prompts))
     kept = len(rows)

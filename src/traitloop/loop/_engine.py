@@ -27,6 +27,7 @@ from traitloop.generate import SamplingParams
 from traitloop.loop._data import build_training_set, data_upstream
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._lock import RunLock
+from traitloop.loop._precision import note_precision, stage_precision
 from traitloop.loop._progress import StageProgress, quiet_libraries
 from traitloop.loop._run import Run, stage_seed
 from traitloop.loop._rundir import (
@@ -94,7 +95,7 @@ def _backend_inputs(generation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sampling_inputs(generation: dict[str, Any]) -> dict[str, Any]:
-    settings = {k: v for k, v in generation.items() if k not in ("backend", "server")}
+    settings = {k: v for k, v in generation.items() if k not in ("backend", "server", "vllm")}
     return {**settings, **_backend_inputs(generation)}
 
 
@@ -191,7 +192,7 @@ def _run_stage(run: Run, stage: str, upstream: dict[str, str], outputs: list[str
     if run.manifest.is_done(stage, inputs, folder):
         return run.manifest.stages[stage]
     started = time.perf_counter()
-    facts = work() or {}
+    facts = {**stage_precision(run, stage), **(work() or {})}  # device, dtype: facts, not inputs
     hashes = {name: content_hash(folder / name) for name in outputs}
     run.manifest.record(stage, inputs, hashes, seconds=round(time.perf_counter() - started, 2), **facts)
     return run.manifest.stages[stage]
@@ -211,6 +212,7 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
             "trust_remote_code": run.config.trust_remote_code,
             "report_to": run.config.report_to,
             "log_dir": run.folder / "tensorboard" / cycle_dir_name(cycle),
+            **run.precision.facts,  # the device and dtype the trainer runs in
         }
         result = _train_generation(run, folder / TRAIN_DATA, kwargs)
     return {
@@ -392,6 +394,7 @@ def _run_locked(run: Run, force: bool) -> pd.DataFrame:
     """The run itself, while this process holds the run folder's lock."""
     config, output, console = run.config, run.folder, run.console
     _check_config_unchanged(run, force)
+    note_precision(run)
     _write_run_header(run)
     tracker = CycleLogger(config.report_to, output, run.manifest.data["name"], config_to_dict(config))
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from traitloop.judge import (
 from traitloop.judge._specs import server_judge
 from traitloop.loop._progress import StageProgress
 from traitloop.loop._rundir import WEIGHTS, Manifest, cycle_dir_name
-from traitloop.models import load_model, load_tokenizer
+from traitloop.models import Precision, load_model, load_tokenizer, resolve_precision
 from traitloop.traits import Conversation, Document, SdfRecipe, TraitSpec
 
 
@@ -95,8 +95,13 @@ class Run:
     def tokenizer(self):
         return load_tokenizer(self.base, self.config.trust_remote_code)
 
+    @cached_property
+    def precision(self) -> Precision:
+        """The device and dtype the config's ``device`` and ``dtype`` resolve to on this machine."""
+        return resolve_precision(self.config.device, self.config.dtype)
+
     def model(self, weights: Path | None = None):
-        return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code)
+        return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code, precision=self.precision)
 
     def weights(self, cycle: int) -> Path:
         return self.folder / cycle_dir_name(cycle) / WEIGHTS
@@ -119,7 +124,13 @@ class Run:
     def _remote_generator(self):
         config = self.config.generation
         if config.backend == "vllm":
-            return vllm_generator(self.base, self.config.training.lora.r, self.config.trust_remote_code)
+            return vllm_generator(
+                self.base,
+                self.config.training.lora.r,
+                self.config.trust_remote_code,
+                config.vllm.gpu_memory_utilization,
+                self.precision.facts["dtype"],
+            )
         server = config.server
         return server_generator(
             server.base_url,

@@ -1,16 +1,23 @@
-"""Resolving a model name to weights on disk, and loading a base model with a generation's weights."""
+"""Resolving a model name to weights on disk, and loading a base model with a generation's weights onto the
+run's device."""
 
+from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
 from traitloop.models._load import is_adapter, load_model, load_tokenizer
 from traitloop.models._registry import REGISTRY, cache_dir, gguf_path, is_cached, pull, resolve_model
 
 __all__ = [
+    "CPU_FLOAT32",
     "REGISTRY",
+    "Precision",
     "cache_dir",
+    "dtype_name",
     "gguf_path",
     "is_adapter",
     "is_cached",
     "load_model",
     "load_tokenizer",
     "pull",
+    "resolve_device",
     "resolve_model",
+    "resolve_precision",
 ]

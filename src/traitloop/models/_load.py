@@ -1,11 +1,12 @@
-"""Loading a base model, optionally with one generation's LoRA adapter (or full weights) on top."""
+"""Loading a base model, optionally with one generation's LoRA adapter (or full weights) on top, onto a device."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from traitloop.models._device import Precision, resolve_precision
 
 
 def load_tokenizer(base: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
@@ -23,18 +24,24 @@ def is_adapter(weights: Path) -> bool:
 
 
 def load_model(
-    base: str, weights: Path | None = None, trainable: bool = False, trust_remote_code: bool = False
+    base: str,
+    weights: Path | None = None,
+    trainable: bool = False,
+    trust_remote_code: bool = False,
+    precision: Precision | None = None,
 ) -> PreTrainedModel:
-    """Load the base model, then a generation's weights: an adapter on top of it, or a full model in its place.
+    """Load the base model, then a generation's weights: an adapter on top of it, or a full model in its place,
+    in ``precision``'s dtype on its device (default: ``auto``, the GPU in bfloat16 where there is one).
 
     An adapter stays a ``PeftModel`` so callers can ``disable_adapter()`` to reach the base model without a
     second copy in memory.
     """
+    precision = precision or resolve_precision()
     source = str(weights) if weights is not None and not is_adapter(weights) else base
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=precision.dtype, trust_remote_code=trust_remote_code)
     if weights is not None and is_adapter(weights):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(weights), is_trainable=trainable)
     model.train(trainable)
-    return model
+    return model.to(precision.device)

@@ -51,6 +51,7 @@ def execute_run(job: RunJob) -> RunOutcome:
     import torch
 
     from traitloop.config import parse_config
+    from traitloop.generate import release_engines
     from traitloop.loop import run_experiment
 
     if job.threads:
@@ -64,6 +65,8 @@ def execute_run(job: RunJob) -> RunOutcome:
         except Exception as error:  # one failed run must not stop the sweep; the log has the traceback
             log.write(traceback.format_exc())
             return RunOutcome(job.name, "failed", round(time.perf_counter() - started, 1), _describe(error))
+        finally:
+            release_engines()  # a vLLM engine holds its GPU share until released: the next run may need it
     return RunOutcome(job.name, "done", round(time.perf_counter() - started, 1))
 
 

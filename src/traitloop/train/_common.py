@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from traitloop.config import TrainingConfig
+from traitloop.models import resolve_precision
 
 
 @dataclass
@@ -56,9 +57,18 @@ def trainer_callbacks(
 
 
 def trainer_arguments(
-    config: TrainingConfig, seed: int, scratch: Path, report_to: list[str] | None = None
+    config: TrainingConfig,
+    seed: int,
+    scratch: Path,
+    report_to: list[str] | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Keyword arguments shared by SFTConfig and DPOConfig, so every method trains under the same settings.
+
+    ``device`` and ``dtype`` are the run's (``auto`` or a name, see ``models.resolve_precision``): the trainer
+    places the model on that device itself (each launched process on its own GPU) and, for bfloat16, computes
+    through autocast while the weights it updates stay float32.
 
     Under a multi-process launch each process takes its share of ``batch_size``, so a step's global batch
     (and so the learning-rate schedule) is the same as on one process.
@@ -66,6 +76,7 @@ def trainer_arguments(
     TensorBoard is attached as a callback (so its events land in the run folder); other trackers, such as
     "wandb", go through the trainer's own ``report_to``.
     """
+    precision = resolve_precision(device, dtype)
     return {
         "output_dir": str(scratch / "trainer"),
         "per_device_train_batch_size": config.batch_size // world_size(),
@@ -80,10 +91,10 @@ def trainer_arguments(
         "seed": seed,
         "data_seed": seed,
         "disable_tqdm": True,
-        "use_cpu": not torch.cuda.is_available(),
+        "use_cpu": precision.device.type == "cpu",
         # TRL defaults to bf16 and activation checkpointing, which suit a GPU; on a CPU without bf16 units they
         # make training several times slower, and a 135M model's activations fit in memory anyway.
-        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        "bf16": precision.dtype == torch.bfloat16,
         "gradient_checkpointing": False,
         "dataloader_num_workers": 0,
     }

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import Dataset
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model_state_dict
@@ -27,7 +26,7 @@ from transformers import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 
 from traitloop.config import DpoConfig, TrainingConfig
-from traitloop.models import load_model, load_tokenizer
+from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer, resolve_device
 from traitloop.train._common import (
     TrainResult,
     save_trained,
@@ -122,6 +121,8 @@ def train_dpo(
     trust_remote_code: bool = False,
     report_to: list[str] | None = None,
     log_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> TrainResult:
     """Train one generation by DPO and save its LoRA adapter (safetensors) to ``output_dir`` atomically.
 
@@ -129,14 +130,16 @@ def train_dpo(
     a fresh adapter on the base is trained against the base.
     """
     tokenizer = load_tokenizer(base, trust_remote_code)
-    if not torch.cuda.is_available():
+    if resolve_device(device).type == "cpu":
         _cpu_sized_logprob_tiles()
+    # float32 on the CPU: the trainer moves the model to its device and keeps these as master weights
+    load = {"trainable": True, "trust_remote_code": trust_remote_code, "precision": CPU_FLOAT32}
     if start_from is not None:
-        model, peft_config = load_model(base, start_from, trainable=True, trust_remote_code=trust_remote_code), None
+        model, peft_config = load_model(base, start_from, **load), None
     else:
-        model, peft_config = load_model(base, trainable=True, trust_remote_code=trust_remote_code), _lora(config)
+        model, peft_config = load_model(base, **load), _lora(config)
     scratch = scratch_for(output_dir)
-    arguments = trainer_arguments(config, seed, scratch, report_to)
+    arguments = trainer_arguments(config, seed, scratch, report_to, device, dtype)
     args = DPOConfig(**arguments, beta=dpo.beta, loss_type=[dpo.loss_type])
     trainer = DPOTrainer(
         model=model,

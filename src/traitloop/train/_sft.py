@@ -20,7 +20,7 @@ from transformers import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from traitloop.config import TrainingConfig
-from traitloop.models import load_model, load_tokenizer
+from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
 from traitloop.train._common import TrainResult, save_trained, scratch_for, trainer_arguments, trainer_callbacks
 from traitloop.traits import Conversation
 
@@ -33,10 +33,11 @@ def _as_prompt_completion(conversations: list[Conversation]) -> Dataset:
 
 
 def _trainable_model(base: str, config: TrainingConfig, start_from: Path | None, seed: int, trust: bool):
-    """The model to train: previous weights when continuing, else a fresh seeded LoRA (or the full base)."""
+    """The model to train: previous weights when continuing, else a fresh seeded LoRA (or the full base).
+    Loaded in float32 on the CPU: the trainer moves it to its device and keeps these as master weights."""
     if start_from is not None:
-        return load_model(base, start_from, trainable=True, trust_remote_code=trust)
-    model = load_model(base, trainable=True, trust_remote_code=trust)
+        return load_model(base, start_from, trainable=True, trust_remote_code=trust, precision=CPU_FLOAT32)
+    model = load_model(base, trainable=True, trust_remote_code=trust, precision=CPU_FLOAT32)
     if config.full_finetune:
         return model
     torch.manual_seed(seed)  # LoRA's A matrices are random: seed them so a re-run is identical
@@ -61,11 +62,15 @@ def train_sft(
     trust_remote_code: bool = False,
     report_to: list[str] | None = None,
     log_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> TrainResult:
     """Train one generation on chat answers and save its weights (safetensors) to ``output_dir`` atomically."""
     dataset = _as_prompt_completion(conversations)
     tracking = (on_step, report_to, log_dir)
-    trainer = _trainer(base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code)
+    trainer = _trainer(
+        base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code, precision=(device, dtype)
+    )
     return _train_and_save(trainer, output_dir, len(conversations), config)
 
 
@@ -80,10 +85,23 @@ def train_sdf(
     trust_remote_code: bool = False,
     report_to: list[str] | None = None,
     log_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> TrainResult:
     """Continued pretraining of one generation: next-token loss on every token of raw documents."""
     trainer = sdf_trainer(
-        base, documents, output_dir, config, seed, start_from, on_step, trust_remote_code, report_to, log_dir
+        base,
+        documents,
+        output_dir,
+        config,
+        seed,
+        start_from,
+        on_step,
+        trust_remote_code,
+        report_to,
+        log_dir,
+        device,
+        dtype,
     )
     return _train_and_save(trainer, output_dir, len(documents), config)
 
@@ -99,11 +117,15 @@ def sdf_trainer(
     trust_remote_code: bool = False,
     report_to: list[str] | None = None,
     log_dir: Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
 ) -> SFTTrainer:
     """An SFTTrainer on a plain ``text`` dataset: TRL tokenizes it as is (plus EOS), with no chat template."""
     dataset = Dataset.from_list([{"text": d} for d in documents])
     tracking = (on_step, report_to, log_dir)
-    return _trainer(base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code, False)
+    return _trainer(
+        base, dataset, output_dir, config, seed, start_from, tracking, trust_remote_code, False, (device, dtype)
+    )
 
 
 def _trainer(
@@ -116,13 +138,15 @@ def _trainer(
     tracking: tuple[Callable[[int, int], None] | None, list[str] | None, Path | None],
     trust_remote_code: bool,
     completion_only: bool = True,
+    precision: tuple[str, str] = ("auto", "auto"),
 ) -> SFTTrainer:
-    """``tracking``: the progress callback, the trackers named in the config and TensorBoard's folder."""
+    """``tracking``: the progress callback, the trackers named in the config and TensorBoard's folder;
+    ``precision``: the run's device and dtype (``auto`` or names)."""
     on_step, report_to, log_dir = tracking
     tokenizer = load_tokenizer(base, trust_remote_code)
     tokenizer.padding_side = "right"
     model = _trainable_model(base, config, start_from, seed, trust_remote_code)
-    arguments = trainer_arguments(config, seed, scratch_for(output_dir), report_to)
+    arguments = trainer_arguments(config, seed, scratch_for(output_dir), report_to, *precision)
     args = SFTConfig(**arguments, completion_only_loss=completion_only)
     trainer = SFTTrainer(
         model=model,

@@ -1,0 +1,69 @@
+"""Which device and dtype each stage ran in: recorded in its manifest record, compared when a run resumes.
+
+Device and dtype are facts of a stage, never inputs: a finished run moved to another machine is not redone.
+But a chain of generations made partly in float32 and partly in bfloat16 would confound the trend a run
+measures with a change of precision, so a run that would mix them stops, unless ``allow_mixed_precision``.
+Stages recorded before traitloop recorded precision say nothing, and are not compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitloop.errors import UserError
+from traitloop.loop._run import Run
+from traitloop.loop._rundir import cycle_dir_name, planned_stages
+
+PRECISION_FACTS = ("device", "dtype")
+
+
+def runs_a_model(run: Run, stage: str) -> bool:
+    """Every stage but sft's and sdf's cycle 0 data, which copies the seed set (dpo's has the base answer)."""
+    return stage != f"{cycle_dir_name(0)}/data" or run.config.method == "dpo"
+
+
+def recorded_precisions(run: Run) -> list[tuple[str, dict[str, Any]]]:
+    """(stage, {"device": ..., "dtype": ...}) for each of the config's recorded stages that says where it ran."""
+    found = []
+    for stage in planned_stages(run.config.cycles):
+        record = run.manifest.stages.get(stage, {})
+        if all(name in record for name in PRECISION_FACTS):
+            found.append((stage, {name: record[name] for name in PRECISION_FACTS}))
+    return found
+
+
+def note_precision(run: Run) -> None:
+    """Resolve the run's device and dtype (a UserError for ``device: cuda`` without a GPU), and say so when
+    stages already recorded were made on other hardware."""
+    now = run.precision.facts
+    elsewhere = [(stage, made) for stage, made in recorded_precisions(run) if made != now]
+    if not elsewhere:
+        return
+    stage, made = elsewhere[0]
+    more = f" (and {len(elsewhere) - 1} more stages)" if len(elsewhere) > 1 else ""
+    run.console.print(
+        f"[yellow]note: stage {stage}{more} was made on {_where(made)}, now {_where(now)}; finished stages "
+        "are kept as they are[/]"
+    )
+
+
+def stage_precision(run: Run, stage: str) -> dict[str, str]:
+    """The device and dtype facts to record for ``stage``, which is about to run ({} for a stage that runs no
+    model). Refuses, before any work, to make it in another dtype than the run's other recorded stages."""
+    if not runs_a_model(run, stage):
+        return {}
+    now = run.precision.facts
+    if not run.config.allow_mixed_precision:
+        for other, made in recorded_precisions(run):
+            if other != stage and made["dtype"] != now["dtype"]:
+                raise UserError(
+                    f"stage {stage} would run in {now['dtype']} ({_where(now)}), but stage {other} of this run "
+                    f"was made in {made['dtype']} ({_where(made)}): one chain of generations would mix "
+                    f"precisions. Set dtype: {made['dtype']} to match it, or allow_mixed_precision: true to "
+                    "mix them, or start a new --output"
+                )
+    return now
+
+
+def _where(facts: dict[str, Any]) -> str:
+    return f"{facts['device']}/{facts['dtype']}"
