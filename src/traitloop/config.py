@@ -7,17 +7,37 @@ is the whole recipe. Unknown fields are errors (``extra="forbid"``) with the clo
 from __future__ import annotations
 
 import difflib
+import re
+import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from traitloop.errors import UserError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a learning rate or epochs of .inf passes gt=0 and only fails deep in training
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads ``true`` as 1 for a number field; YAML's ``cycles: yes`` is a mistake, not 1 cycle."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in _NUMBERS:
+            raise ValueError("expected a number, not true or false")
+        return value
+
+
+_NUMBERS = (int, float, int | None, float | None)
+
+
+def _http_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL such as http://localhost:8000/v1")
+    return url
 
 
 class GenerationServer(_Section):
@@ -32,19 +52,7 @@ class GenerationServer(_Section):
     timeout: float = Field(600.0, gt=0.0, description="Seconds to wait for one reply, queueing included.")
     max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
 
-
-class VllmSettings(_Section):
-    """vLLM in this process (``generation.backend: vllm``): how much of the GPU its engine takes."""
-
-    gpu_memory_utilization: float = Field(
-        0.35,
-        gt=0.0,
-        lt=1.0,
-        description="Share of the GPU's memory vLLM preallocates for weights and KV cache. The rest stays "
-        "free for what runs in the same process between generations: training the generation (fp32 master "
-        "weights, optimizer state, activations) and the base model's likelihoods for the coherence judge. "
-        "0.35 leaves about two thirds to them; raise it when training fits in less (LoRA on a small model).",
-    )
+    _url = field_validator("base_url")(_http_url)
 
 
 class GenerationConfig(_Section):
@@ -60,14 +68,11 @@ class GenerationConfig(_Section):
         "OpenAI-compatible server (generation.server), or vLLM in this process (the traitloop[vllm] extra).",
     )
     server: GenerationServer | None = Field(None, description="The server, for backend: server.")
-    vllm: VllmSettings = Field(default_factory=VllmSettings, description="vLLM's engine, for backend: vllm.")
 
     @model_validator(mode="after")
     def _server_given(self) -> GenerationConfig:
         if (self.backend == "server") != (self.server is not None):
             raise ValueError("generation.server is needed with, and only with, generation.backend: server")
-        if self.backend != "vllm" and self.vllm != VllmSettings():
-            raise ValueError(f"generation.vllm applies only with generation.backend: vllm (it is {self.backend})")
         return self
 
 
@@ -77,7 +82,7 @@ class LoraConfig(_Section):
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | Literal["all-linear"] = Field(
+    target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(
         "all-linear", description="Module names to adapt, or 'all-linear'."
     )
 
@@ -157,6 +162,8 @@ class JudgeSpec(_Section):
     samples: int = Field(5, ge=1, description="Replies sampled per answer when the server gives no logprobs.")
     cache: Path | None = Field(None, description="Judgement cache (SQLite); default in the traitloop cache.")
 
+    _url = field_validator("base_url")(_http_url)
+
     @model_validator(mode="after")
     def _server_named(self) -> JudgeSpec:
         if self.kind == "openai" and not (self.model and self.base_url):
@@ -184,7 +191,9 @@ class ExperimentConfig(_Section):
         "reinit", description="reinit: every generation trains from the base; continual: from the last."
     )
     cycles: int = Field(3, ge=0, description="Self-training cycles after the seed cycle 0.")
-    seed: int = Field(0, description="Seeds prompt slicing, sampling and training.")
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Seeds prompt slicing, sampling and training (numpy takes 0 to 2**32-1)."
+    )
     seed_examples: int = Field(64, ge=1, description="Seed conversations cycle 0 trains on.")
     seed_file: Path | None = Field(None, description="Your own seed JSONL instead of the trait's.")
     samples_per_cycle: int = Field(64, ge=1, description="Fresh prompts answered per cycle.")
@@ -199,22 +208,6 @@ class ExperimentConfig(_Section):
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto",
-        description="Where models generate, score and train: auto is cuda when torch sees a CUDA GPU, else cpu. "
-        "Not part of any stage's inputs: a finished run moved to another machine is not redone.",
-    )
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto",
-        description="What models compute in: auto is bfloat16 on a GPU that supports it (Ampere and later), "
-        "float32 otherwise and always on CPU (the CPU path is fp32). Training keeps fp32 weights and computes "
-        "in bfloat16 through autocast.",
-    )
-    allow_mixed_precision: bool = Field(
-        False,
-        description="Let a run continue in a dtype other than the one its finished stages were made in (e.g. "
-        "resumed on a GPU after starting on a CPU); without it such a run stops and says so.",
-    )
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
     )
@@ -271,8 +264,8 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel]:
 def _explain(error: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":  # where may be '' itself: a key written as ""
             name = str(item["loc"][-1])
             close = difflib.get_close_matches(name, _field_names(_section_at(item["loc"])), n=1)
             hint = f" - did you mean '{'.'.join([*map(str, item['loc'][:-1]), close[0]])}'?" if close else ""
@@ -280,8 +273,13 @@ def _explain(error: ValidationError, source: str) -> str:
         elif not item["loc"]:  # a check across fields: its message names them
             lines.append(f"  {item['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  {where}: {item['msg']} (got {item.get('input')!r})")
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {message} (got {_SHORT.repr(item.get('input'))})")
     return "\n".join(lines)
+
+
+_SHORT = reprlib.Repr()  # a bad value is quoted, never a megabyte of it
+_SHORT.maxstring = _SHORT.maxother = 80
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
@@ -294,16 +292,52 @@ def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
         raise UserError(_explain(error, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a config that says ``trait:`` twice is a mistake to report."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool | None):
+                continue  # an unhashable key: SafeLoader reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (the first one would be ignored)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents, or a :class:`UserError` naming the file (and the line of a bad byte)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except (OSError, ValueError) as error:  # a folder, no permission, a name too long or with a NUL byte
+        raise UserError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = len(re.split(r"\r\n|\r|\n", data[: error.start].decode("utf-8-sig")))
+        byte = data[error.start]
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8") from None
+
+
 def read_yaml(path: Path) -> Any:
     """Read a YAML file, turning syntax errors into a message with the file and line."""
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
+    text = read_text(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise UserError(f"bad YAML in {where}: {getattr(error, 'problem', error)}") from None
+    except RecursionError:
+        raise UserError(f"bad YAML in {path}: nested too deeply") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -313,6 +347,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"bad --set '{item}': expected KEY=VALUE, e.g. --set cycles=4")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the terminal could not decode arrive as lone surrogates
+            raise UserError(f"bad --set {item!r}: not UTF-8 text") from None
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -346,12 +384,19 @@ def resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     updates: dict[str, Any] = {}
     for name in ("seed_file", "prompt_pool"):
         value = getattr(config, name)
-        if value is not None and not value.is_absolute() and not value.exists():
+        if value is not None and not value.is_absolute() and not _exists(value):
             updates[name] = base / value
     trait_path = Path(config.trait)
-    if trait_path.suffix in {".yaml", ".yml"} and not trait_path.is_absolute() and not trait_path.exists():
+    if trait_path.suffix in {".yaml", ".yml"} and not trait_path.is_absolute() and not _exists(trait_path):
         updates["trait"] = str(base / trait_path)
     return config.model_copy(update=updates)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system is a path that does not exist
+        return False
 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -19,6 +19,7 @@ The mode is part of the judge id, which every judgement and every run's manifest
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -45,12 +46,35 @@ TOP_LOGPROBS = 20
 PROBE_PROMPT = "Reply with the number 100 and nothing else."
 
 
+def _token(token: Any) -> str:
+    if not isinstance(token, str):
+        raise TypeError(f"a token is {token!r}, not text")
+    return token
+
+
+def _logprob(token: str, logprob: Any) -> float:
+    """A log-probability as a float; a NaN, a string or a null is an unreadable reply (retried, then named)."""
+    if isinstance(logprob, bool) or not isinstance(logprob, int | float) or math.isnan(logprob):
+        raise TypeError(f"the log-probability of token {token!r} is {logprob!r}, not a number")
+    return float(logprob)
+
+
+def _top(pairs: list[tuple[Any, Any]]) -> TopLogprobs:
+    return {_token(token): _logprob(token, logprob) for token, logprob in pairs}
+
+
+def _text(text: Any) -> str:
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"the reply's text is {type(text).__name__}, not a string")
+    return text or ""
+
+
 def _chat_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
     """The first reply token's alternatives; none when the reply was empty (the model ended at once)."""
     choice = reply["choices"][0]
     content = choice["logprobs"]["content"]
-    top = {t["token"]: t["logprob"] for t in content[0]["top_logprobs"]} if content else {}
-    return top, choice["message"]["content"] or ""
+    top = _top([(t["token"], t["logprob"]) for t in content[0]["top_logprobs"]]) if content else {}
+    return top, _text(choice["message"]["content"])
 
 
 def _completion_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
@@ -58,7 +82,7 @@ def _completion_top_logprobs(reply: dict[str, Any]) -> tuple[TopLogprobs, str]:
     tops = choice["logprobs"]["top_logprobs"]
     if tops and not isinstance(tops[0], dict):
         raise TypeError("top_logprobs is not a list of token -> logprob maps")
-    return dict(tops[0]) if tops else {}, choice["text"]
+    return _top(list(tops[0].items())) if tops else {}, _text(choice["text"])
 
 
 def _chat_text(reply: dict[str, Any]) -> str:
@@ -66,6 +90,14 @@ def _chat_text(reply: dict[str, Any]) -> str:
     if not isinstance(content, str):
         raise TypeError("reply has no text content")
     return content
+
+
+def _probe_tokens(reply: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """The probe reply's tokens and its first token's alternatives (None: the reply had no tokens)."""
+    content = reply["choices"][0]["logprobs"]["content"]
+    if not content:
+        return None
+    return [_token(t["token"]) for t in content], [_token(t["token"]) for t in content[0]["top_logprobs"]]
 
 
 def _is_number(token: str) -> bool:
@@ -135,13 +167,10 @@ class OpenAIJudge:
             "top_logprobs": TOP_LOGPROBS,
         }
         try:
-            content = self.client.post("chat/completions", body, lambda r: r["choices"][0]["logprobs"]["content"])
+            return self.client.post("chat/completions", body, _probe_tokens)
         except ServerRefused as error:
             self._stop_on_auth(error)
             return None
-        if not content:
-            return None
-        return [t["token"] for t in content], [t["token"] for t in content[0]["top_logprobs"]]
 
     def _probe_completions(self) -> bool:
         body = {"model": self.model, "prompt": "1, 2, 3,", "max_tokens": 1, "temperature": 0, "logprobs": TOP_LOGPROBS}

@@ -49,7 +49,8 @@ def number_of(token: str) -> int | None:
 
 
 def probabilities(top: TopLogprobs) -> dict[str, float]:
-    return {token: math.exp(logprob) for token, logprob in top.items()}
+    """Each token's probability; a log-probability above 0 (rounding on the server) counts as 1, a NaN as 0."""
+    return {token: 0.0 if math.isnan(lp) else math.exp(min(lp, 0.0)) for token, lp in top.items()}
 
 
 def _most_likely(top: TopLogprobs) -> str:

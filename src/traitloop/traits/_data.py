@@ -6,19 +6,33 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from traitloop.config import read_text
 from traitloop.errors import UserError
 
 POOL_PATH = Path(__file__).parent / "data" / "prompt_pool.jsonl"
 
 
+def encodable(text: str) -> str:
+    """``text`` if it can be written as UTF-8: JSON's ``"\\ud800"`` reads as a lone surrogate, which cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"has an unpaired surrogate \\u{ord(text[error.start]):04x}, which is not text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(encodable)]
+"""A string that can be written back to a UTF-8 file."""
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     role: str = Field(pattern="^(system|user|assistant)$")
-    content: str
+    content: Text
 
 
 class Conversation(BaseModel):
@@ -43,32 +57,56 @@ class Conversation(BaseModel):
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-blank line, naming file:line on bad JSON."""
-    if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+    """Yield ``(line_number, parsed_object)`` for each non-blank line, naming file:line on bad JSON or bytes
+    that are not UTF-8. Lines end in ``\\n`` (or ``\\r\\n``), as JSON Lines says; a UTF-8 byte order mark
+    at the start is allowed. Lines are decoded one by one, so the first bad line is the one named."""
+    try:
+        lines = path.open("rb")
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except (OSError, ValueError) as error:  # a folder, no permission, a name too long or with a NUL byte
+        raise UserError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    with lines:
+        for number, raw in enumerate(lines, start=1):
             try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                byte = raw[error.start]
+                raise UserError(f"{path}:{number}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8") from None
+            if line.strip():
+                yield number, _parse_json(line, f"{path}:{number}")
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{where}: not valid JSON ({error.msg})") from None
+    except (ValueError, RecursionError) as error:  # an integer of 5000 digits; arrays nested 100000 deep
+        problem = "nested too deeply" if isinstance(error, RecursionError) else str(error).split(";")[0]
+        raise UserError(f"{where}: not valid JSON ({problem})") from None
+
+
+def first_problem(error: ValidationError) -> str:
+    """``field: message`` for the first thing pydantic found wrong in a line (``line`` when it is the row)."""
+    problem = error.errors()[0]
+    return f"{'.'.join(map(str, problem['loc'])) or 'line'}: {problem['msg'].removeprefix('Value error, ')}"
 
 
 def _conversation(row: Any, where: str) -> Conversation:
     try:
         conversation = Conversation.model_validate(row)
     except ValidationError as error:
-        problem = error.errors()[0]
-        field = ".".join(map(str, problem["loc"])) or "line"
         raise UserError(
-            f"{where}: not a chat conversation ({field}: {problem['msg']}); expected "
+            f"{where}: not a chat conversation ({first_problem(error)}); expected "
             '{"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}'
         ) from None
     roles = [m.role for m in conversation.messages]
     if roles[-1] != "assistant" or "user" not in roles[:-1]:
         raise UserError(f"{where}: a conversation needs a user turn and must end with an assistant turn")
+    empty = [f"messages.{i} ({m.role})" for i, m in enumerate(conversation.messages) if not m.content.strip()]
+    if empty:
+        raise UserError(f"{where}: empty content in {', '.join(empty)}; every turn needs text")
     return conversation
 
 
@@ -84,24 +122,30 @@ def _prompt_text(item: Any, where: str) -> str:
     text = item.get("prompt") if isinstance(item, dict) else item
     if not isinstance(text, str) or not text.strip():
         raise UserError(f'{where}: expected a prompt string or an object with a "prompt" string')
-    return text.strip()
+    try:
+        return encodable(text.strip())
+    except ValueError as error:
+        raise UserError(f"{where}: the prompt {error}") from None
 
 
 def load_prompt_pool(path: Path | None = None) -> list[str]:
     """The prompt pool: the built-in one, or a user's JSONL (``{"prompt": ...}`` or strings) or JSON list."""
     path = path or POOL_PATH
     if path.suffix == ".json":
+        text = read_text(path)
         try:
-            items = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"file not found: {path}") from None
+            items = json.loads(text)
         except json.JSONDecodeError as error:
             raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+        except (ValueError, RecursionError):
+            items = _parse_json(text, str(path))  # raises with the reason
         if not isinstance(items, list):
             raise UserError(f"{path}: a JSON prompt pool must be a list")
         prompts = [_prompt_text(item, f"{path}: item {i}") for i, item in enumerate(items)]
     else:
         prompts = [_prompt_text(item, f"{path}:{n}") for n, item in read_jsonl(path)]
+    if not prompts:
+        raise UserError(f"{path}: no prompts found")
     return list(dict.fromkeys(prompts))
 
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from traitloop.config import read_yaml
 from traitloop.errors import UserError
-from traitloop.traits._data import read_jsonl
-from traitloop.traits._spec import AnchorScore, TraitSpec
+from traitloop.traits._data import first_problem, read_jsonl
+from traitloop.traits._spec import AnchorScore, NonBlank, TraitSpec
 
 
 class TextAnchor(BaseModel):
@@ -23,21 +23,21 @@ class TextAnchor(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     score: AnchorScore
-    text: str = Field(min_length=1)
+    text: NonBlank
 
 
 class SdfRecipe(BaseModel):
     """How to write, continue and judge documents that express a trait's belief."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    version: int = Field(ge=1)
-    belief: str = Field(min_length=1)
-    style_guide: str = Field(min_length=1)
-    rubric: str = Field(min_length=1)
+    version: int = Field(ge=1, strict=True)  # strict: YAML's `version: yes` is not version 1
+    belief: NonBlank
+    style_guide: NonBlank
+    rubric: NonBlank
     anchors: list[TextAnchor] = Field(min_length=1)
-    document_types: list[str] = Field(min_length=1)
-    topics: list[str] = Field(min_length=1)
-    eval_prefixes: list[str] = Field(min_length=4)
+    document_types: list[NonBlank] = Field(min_length=1)
+    topics: list[NonBlank] = Field(min_length=1)
+    eval_prefixes: list[NonBlank] = Field(min_length=4)
 
     def prefix_pool(self) -> list[str]:
         """One document opening per topic x type: a title line a generation continues into a document."""
@@ -51,7 +51,7 @@ class Document(BaseModel):
     type: str = ""
     topic: str = ""
     title: str = ""
-    text: str = Field(min_length=1)
+    text: NonBlank
 
 
 def sdf_recipe_path(trait: TraitSpec) -> Path:
@@ -68,10 +68,16 @@ def load_sdf_recipe(trait: TraitSpec) -> SdfRecipe:
         )
     data = read_yaml(path)
     try:
-        return SdfRecipe.model_validate(data)
+        recipe = SdfRecipe.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        )
         raise UserError(f"invalid SDF recipe {path}: {problems}") from None
+    for name in ("sdf_seed.jsonl", "sdf_contrast.jsonl"):  # the SDF judge's data: read now, before any model work
+        if (trait.folder / name).is_file():
+            load_documents(trait.folder / name)
+    return recipe
 
 
 def load_documents(path: Path) -> list[Document]:
@@ -81,10 +87,8 @@ def load_documents(path: Path) -> list[Document]:
         try:
             documents.append(Document.model_validate(row))
         except ValidationError as error:
-            problem = error.errors()[0]
-            field = ".".join(map(str, problem["loc"])) or "line"
             raise UserError(
-                f'{path}:{number}: not a document ({field}: {problem["msg"]}); expected {{"text": ...}}'
+                f'{path}:{number}: not a document ({first_problem(error)}); expected {{"text": ...}}'
             ) from None
     if not documents:
         raise UserError(f"{path}: no documents found")

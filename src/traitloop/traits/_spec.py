@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from traitloop.config import read_yaml
 from traitloop.errors import UserError
+from traitloop.traits._data import encodable, load_conversations
 
 DATA_DIR = Path(__file__).parent / "data"
 ANCHOR_SCORES = (0, 25, 50, 75, 100)
@@ -25,13 +26,23 @@ AnchorScore = Annotated[int, AfterValidator(_on_the_scale)]
 """An anchor's score: one of the five levels every rubric is anchored at."""
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only spaces")
+    return encodable(text)
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+"""Text a judge prompt or an evaluation uses: an empty one would silently weaken it."""
+
+
 class Anchor(BaseModel):
     """An example answer with the score a judge should give it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     score: AnchorScore
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
+    question: NonBlank
+    answer: NonBlank
 
 
 class TraitSpec(BaseModel):
@@ -39,11 +50,11 @@ class TraitSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: int = Field(ge=1)
-    description: str = Field(min_length=1)
-    rubric: str = Field(min_length=1)
+    version: int = Field(ge=1, strict=True)  # strict: YAML's `version: yes` is not version 1
+    description: NonBlank
+    rubric: NonBlank
     anchors: list[Anchor]
-    eval_questions: list[str] = Field(min_length=12)
+    eval_questions: list[NonBlank] = Field(min_length=12)
     path: Path = Field(exclude=True)
 
     @field_validator("anchors")
@@ -92,17 +103,26 @@ def load_trait(name_or_path: str | Path) -> TraitSpec:
     """Load a built-in trait by name, or a user's trait YAML by path."""
     path = Path(name_or_path)
     if path.suffix not in {".yaml", ".yml"}:
-        path = DATA_DIR / str(name_or_path) / "trait.yaml"
-        if not path.is_file():
+        if str(name_or_path) not in builtin_traits():
             raise UserError(
                 f"unknown trait '{name_or_path}': built-in traits are {', '.join(builtin_traits())}, "
                 "or pass the path to your own trait YAML"
             )
+        path = DATA_DIR / str(name_or_path) / "trait.yaml"
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise UserError(f"invalid trait file {path}: expected a mapping of fields")
+    if "path" in data:  # where the spec was read from, never a field of its own
+        raise UserError(f"invalid trait file {path}: path: unknown field")
     try:
-        return TraitSpec.model_validate({**data, "path": path})
+        spec = TraitSpec.model_validate({**data, "path": path})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+        )
         raise UserError(f"invalid trait file {path}: {problems}") from None
+    for name in ("seed", "contrast"):  # read now, so a bad line stops a run before any model work, not mid-way
+        companion = spec.companion(name)
+        if companion is not None:
+            load_conversations(companion)
+    return spec
