@@ -55,6 +55,20 @@ class GenerationServer(_Section):
     _url = field_validator("base_url")(_http_url)
 
 
+class VllmSettings(_Section):
+    """vLLM in this process (``generation.backend: vllm``): how much of the GPU its engine takes."""
+
+    gpu_memory_utilization: float = Field(
+        0.35,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the GPU's memory vLLM preallocates for weights and KV cache. The rest stays "
+        "free for what runs in the same process between generations: training the generation (fp32 master "
+        "weights, optimizer state, activations) and the base model's likelihoods for the coherence judge. "
+        "0.35 leaves about two thirds to them; raise it when training fits in less (LoRA on a small model).",
+    )
+
+
 class GenerationConfig(_Section):
     """How a generation answers the prompt pool to make the next training set."""
 
@@ -68,11 +82,14 @@ class GenerationConfig(_Section):
         "OpenAI-compatible server (generation.server), or vLLM in this process (the traitloop[vllm] extra).",
     )
     server: GenerationServer | None = Field(None, description="The server, for backend: server.")
+    vllm: VllmSettings = Field(default_factory=VllmSettings, description="vLLM's engine, for backend: vllm.")
 
     @model_validator(mode="after")
     def _server_given(self) -> GenerationConfig:
         if (self.backend == "server") != (self.server is not None):
             raise ValueError("generation.server is needed with, and only with, generation.backend: server")
+        if self.backend != "vllm" and self.vllm != VllmSettings():
+            raise ValueError(f"generation.vllm applies only with generation.backend: vllm (it is {self.backend})")
         return self
 
 
@@ -208,6 +225,22 @@ class ExperimentConfig(_Section):
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where models generate, score and train: auto is cuda when torch sees a CUDA GPU, else cpu. "
+        "Not part of any stage's inputs: a finished run moved to another machine is not redone.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="What models compute in: auto is bfloat16 on a GPU that supports it (Ampere and later), "
+        "float32 otherwise and always on CPU (the CPU path is fp32). Training keeps fp32 weights and computes "
+        "in bfloat16 through autocast.",
+    )
+    allow_mixed_precision: bool = Field(
+        False,
+        description="Let a run continue in a dtype other than the one its finished stages were made in (e.g. "
+        "resumed on a GPU after starting on a CPU); without it such a run stops and says so.",
+    )
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
     )

@@ -17,9 +17,10 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 from sklearn.linear_model import LogisticRegression
 
+from traitloop._atomic import atomic_write_bytes
 from traitloop.judge._types import Item, Judge, Judgement
 from traitloop.models import cache_dir
 from traitloop.traits import TraitSpec, load_conversations
@@ -99,10 +100,8 @@ def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[
         tensors = load_file(str(path))
         return tensors["coef"], float(tensors["intercept"][0])
     coef, intercept = _fit(texts, targets)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    save_file({"coef": coef, "intercept": np.array([intercept], dtype=np.float32)}, str(partial))
-    partial.replace(path)
+    # Atomic, through a temporary of this process's own: runs starting cold at once each fit the same judge.
+    atomic_write_bytes(path, save({"coef": coef, "intercept": np.array([intercept], dtype=np.float32)}))
     return coef, intercept
 
 

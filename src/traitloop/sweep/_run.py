@@ -8,6 +8,7 @@ are skipped, the others are handed to the executor, and ``traitloop.run`` resume
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -97,12 +98,32 @@ def run_sweep(
             jobs.append(_job(sweep, run))
     if executor == "ray":
         options = sweep.spec.executor.ray
+        if jobs and not (address or options.address):  # Ray on this machine: its tasks share this cache
+            warm_caches([run.config for run in sweep.runs if any(job.name == run.name for job in jobs)])
         run_ray(jobs, options.model_copy(update={"address": address}) if address else options, collect)
     elif executor == "local":
         run_local(jobs, collect)
     else:
         raise UserError(f"unknown executor '{executor}': use 'local' or 'ray'")
     return [outcomes[run.name] for run in sweep.runs]
+
+
+def warm_caches(configs: list[ExperimentConfig]) -> None:
+    """Convert each built-in model and fit each embedded trait judge the runs use, once, before they fan out.
+
+    Runs starting cold at once would each do it: safely (caches are published atomically), but once per run, on
+    the CPUs the runs wait for. A model or trait that cannot be prepared is left for its runs to report.
+    """
+    from traitloop.judge import trait_judge_for
+    from traitloop.models import resolve_model
+    from traitloop.traits import load_trait
+
+    for model in sorted({c.model for c in configs}):
+        with contextlib.suppress(UserError):
+            resolve_model(model)
+    for trait, method in sorted({(c.trait, c.method) for c in configs if c.judge.trait.kind != "openai"}):
+        with contextlib.suppress(UserError):
+            trait_judge_for(load_trait(trait), method)
 
 
 def _last_trait(run: RunFolder | None) -> str:
