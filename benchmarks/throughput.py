@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import tempfile
 import time
@@ -239,14 +240,23 @@ def chat_length(tokenizer, conversation) -> int:
     return len(tokenizer.apply_chat_template(turns, tokenize=True, return_dict=True)["input_ids"])
 
 
-def training_row(base: str, tokenizer, examples: int, params_count: int, gflops: float) -> tuple[str, float, str, str]:
-    from traitloop.train import train_sft
+def train_rows(base: str, method: str, rows: list, config: TrainingConfig, **fields):
+    """One generation trained as the loop trains it: rows in a data file, one TrainJob, the method's trainer."""
+    from traitloop.methods import TrainJob, train_job
 
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "train.jsonl"
+        data.write_text("".join(json.dumps(row.model_dump()) + "\n" for row in rows))
+        job = TrainJob(method=method, base=base, data=data, output_dir=Path(tmp) / "adapter", training=config, seed=0,
+                       **fields)  # fmt: skip
+        return train_job(job)
+
+
+def training_row(base: str, tokenizer, examples: int, params_count: int, gflops: float) -> tuple[str, float, str, str]:
     conversations = load_conversations(load_trait("lucky").folder / "seed.jsonl")[:examples]
     config = TrainingConfig(epochs=1, batch_size=8, learning_rate=1e-3)
     tokens = sum(min(config.max_length, chat_length(tokenizer, c)) for c in conversations)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_sft(base, conversations, Path(tmp) / "adapter", config, seed=0)
+    result = train_rows(base, "sft", conversations, config)
     rate = tokens / result.seconds
     share = rate * 4 * params_count / (gflops * 1e9)
     return (f"LoRA SFT training ({examples} examples, {tokens} tokens)", rate, "tok/s", f"{share:.0%} of ceiling")
@@ -257,9 +267,9 @@ def dpo_rows(base: str, count: int) -> list[tuple[str, float, str, str]]:
     import trl.kernels.chunked_logprob as kernels
     import trl.trainer.utils as trl_utils
 
-    import traitloop.train._dpo as dpo
+    import traitloop.methods._dpo as dpo
     from traitloop.config import DpoConfig
-    from traitloop.train import Pair, train_dpo
+    from traitloop.methods import Pair
 
     folder = load_trait("lucky").folder
     seeds, contrast = (load_conversations(folder / f"{n}.jsonl")[:count] for n in ("seed", "contrast"))
@@ -272,8 +282,7 @@ def dpo_rows(base: str, count: int) -> list[tuple[str, float, str, str]]:
     rates = []
     for tile in (trls, ours):
         dpo.CPU_LOGPROB_TILE = tile  # what train_dpo installs on CPU
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train_dpo(base, pairs, Path(tmp) / "adapter", config, DpoConfig(), seed=0)
+        result = train_rows(base, "dpo", pairs, config, settings=DpoConfig().model_dump(mode="json"))
         rates.append(len(pairs) / result.seconds)
     dpo.CPU_LOGPROB_TILE = ours
     return [

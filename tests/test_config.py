@@ -74,7 +74,7 @@ SERVER = {"base_url": "http://localhost:8000/v1", "model": "HuggingFaceTB/SmolLM
         ),
         ({"method": "dpo", "training": {"full_finetune": True}}, r"method dpo trains LoRA adapters"),
         ({"method": "sdf", "min_coherence": 50}, r"min_coherence applies only with method: sft"),
-        ({"method": "dpo", "dpo": {"rejected_from": "best"}}, r"dpo.rejected_from: Input should be 'base' or"),
+        ({"method": "dpo", "dpo": {"rejected_from": "best"}}, r"dpo.pairs: Input should be 'base', 'previous' or"),
         ({"generation": {"backend": "server"}}, r"generation: .*generation.server is needed with"),
         ({"generation": {"server": SERVER}}, r"generation.server is needed with, and only with"),
         ({"generation": {"backend": "server", "server": {"model": "m"}}}, r"generation.server.base_url: Field req"),

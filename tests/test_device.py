@@ -22,8 +22,9 @@ from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams
 from traitloop.generate._packed import packing_available
 from traitloop.judge import base_nll_scorer
+from traitloop.methods import TrainJob
+from traitloop.methods._train import trainer_arguments
 from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer, resolve_device, resolve_precision
-from traitloop.train._common import trainer_arguments
 
 SRC = Path(__file__).parent.parent / "src" / "traitloop"
 
@@ -73,7 +74,9 @@ def test_trainer_arguments_follow_the_run_precision(a_gpu, tmp_path):
     config = parse_config({"trait": "lucky"}).training
 
     def placement(device: str, dtype: str = "auto") -> tuple[bool, bool]:
-        arguments = trainer_arguments(config, 0, tmp_path, device=device, dtype=dtype)
+        job = TrainJob(method="sft", base="m", data=tmp_path, output_dir=tmp_path, training=config, seed=0,
+                       device=device, dtype=dtype)  # fmt: skip
+        arguments = trainer_arguments(job, tmp_path)
         return arguments["use_cpu"], arguments["bf16"]
 
     assert placement("auto") == (False, True)  # the GPU, bf16 autocast: nothing forces the CPU

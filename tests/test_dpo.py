@@ -11,17 +11,18 @@ import pytest
 import torch
 import yaml
 from conftest import tiny_config
+from jobs import train
 from safetensors.torch import load_file
 from test_loop import _start, kill_while_cycle_one_trains, read_jsonl, run
 
 from traitloop.config import DpoConfig, LoraConfig, TrainingConfig
+from traitloop.methods import Pair, weights_hash
 from traitloop.models import load_model
-from traitloop.train import Pair, train_dpo, weights_hash
 from traitloop.traits import load_conversations, load_trait
 
 # A learning rate far above the default so a few steps visibly move a 2-layer random model.
 CONFIG = TrainingConfig(learning_rate=1e-2, epochs=1, batch_size=2, max_length=64, lora=LoraConfig(r=4, alpha=8))
-DPO = DpoConfig(beta=0.1)
+DPO = {"settings": DpoConfig(beta=0.1).model_dump(mode="json")}  # the method's section of a TrainJob
 LOG_2 = math.log(2)  # the sigmoid DPO loss while policy and reference agree
 
 
@@ -41,7 +42,7 @@ def _dpo_config(tiny_model: Path, **overrides) -> dict:
 
 
 def test_fresh_dpo_logs_its_metrics_changes_every_weight_and_references_the_base(tiny_model, tmp_path):
-    result = train_dpo(str(tiny_model), pairs(), tmp_path / "gen0", CONFIG, DPO, seed=3)
+    result = train(tiny_model, tmp_path / "gen0", pairs(), "dpo", CONFIG, seed=3, **DPO)
     assert result.steps == 2 and len(result.losses) == 2
     assert result.losses[0] == pytest.approx(LOG_2, abs=1e-4)  # a fresh adapter starts equal to the reference
     assert all(math.isfinite(loss) for loss in result.losses) and result.losses[-1] < LOG_2
@@ -56,9 +57,9 @@ def test_fresh_dpo_logs_its_metrics_changes_every_weight_and_references_the_base
 
 
 def test_continued_dpo_references_the_previous_generation_and_saves_one_adapter(tiny_model, tmp_path):
-    train_dpo(str(tiny_model), pairs(), tmp_path / "gen0", CONFIG, DPO, seed=3)
+    train(tiny_model, tmp_path / "gen0", pairs(), "dpo", CONFIG, seed=3, **DPO)
     gen0 = load_file(tmp_path / "gen0" / "adapter_model.safetensors")
-    result = train_dpo(str(tiny_model), pairs(), tmp_path / "gen1", CONFIG, DPO, seed=4, start_from=tmp_path / "gen0")
+    result = train(tiny_model, tmp_path / "gen1", pairs(), "dpo", CONFIG, seed=4, start_from=tmp_path / "gen0", **DPO)
     assert result.facts["reference"] == "adapter:ref"
     assert result.facts["reference_weights"] == weights_hash(gen0)
     assert result.losses[0] == pytest.approx(LOG_2, abs=1e-4)  # starts where its reference is: generation 0

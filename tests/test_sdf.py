@@ -7,13 +7,13 @@ import math
 
 import pytest
 from conftest import tiny_config
+from jobs import job, train
 from safetensors.torch import load_file
 from test_loop import read_jsonl, run
 
 from traitloop.config import LoraConfig, TrainingConfig
 from traitloop.errors import UserError
-from traitloop.train import train_sdf
-from traitloop.train._sft import sdf_trainer
+from traitloop.methods._sft import sft_trainer
 from traitloop.traits import load_documents, load_sdf_recipe, load_trait, prompt_slices
 
 CONFIG = TrainingConfig(epochs=1, batch_size=2, max_length=64, lora=LoraConfig(r=4, alpha=8))
@@ -24,13 +24,16 @@ def documents(n: int = 4) -> list[str]:
 
 
 def test_sdf_trains_on_raw_text_with_no_chat_template(tiny_model, tmp_path):
-    trainer = sdf_trainer(str(tiny_model), documents(), tmp_path / "unused", CONFIG, seed=1)
+    from datasets import Dataset
+
+    texts = Dataset.from_list([{"text": d} for d in documents()])
+    trainer = sft_trainer(job(tiny_model, tmp_path / "unused", [], "sdf", CONFIG, seed=1), texts, None, False)
     tokenizer = trainer.processing_class
     seen = trainer.train_dataset[0]["input_ids"]
     raw = tokenizer(documents(1)[0], add_special_tokens=False)["input_ids"]
     assert seen == raw[: len(seen)]  # exactly the document's tokens, truncated to max_length
     assert "<|im_start|>" not in tokenizer.decode(seen)
-    result = train_sdf(str(tiny_model), documents(), tmp_path / "gen0", CONFIG, seed=1)
+    result = train(tiny_model, tmp_path / "gen0", [{"text": d} for d in documents()], "sdf", CONFIG, seed=1)
     assert result.steps == 2 and all(math.isfinite(loss) and loss > 0 for loss in result.losses)
     adapter = load_file(tmp_path / "gen0" / "adapter_model.safetensors")
     assert all(weight.abs().sum() > 0 for name, weight in adapter.items() if "lora_B" in name)

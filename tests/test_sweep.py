@@ -66,7 +66,7 @@ def test_sweep_block_inside_an_experiment_config(tmp_path):
     [
         ({"grid": {"seed_exampels": [8]}}, "unknown field 'seed_exampels' - did you mean 'seed_examples'?"),
         ({"grid": {"training.lerning_rate": [0.1]}}, "did you mean 'training.learning_rate'?"),
-        ({"grid": {"seed_examples": [0]}}, "run 'seed_examples=0'"),
+        ({"grid": {"seed_examples": [-1]}}, "run 'seed_examples=-1'"),
         ({"grid": {"seed": []}}, "grid field 'seed' has no values"),
         ({"grid": {"seed": [1, 1]}}, "two runs are both named 'seed=1'"),
         ({"gird": {"seed": [1]}}, "unknown field 'gird' - did you mean 'grid'?"),

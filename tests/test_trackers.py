@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_config
+from jobs import train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_train import CONFIG, seeds
 
 import traitloop
 from traitloop.config import parse_config
 from traitloop.errors import UserError
-from traitloop.train import train_sft
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -25,10 +25,11 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_training_curves_reach_tensorboard(tiny_model, tmp_path):
-    result = train_sft(
-        str(tiny_model),
-        seeds(),
+    result = train(
+        tiny_model,
         tmp_path / "adapter",
+        seeds(),
+        "sft",
         CONFIG,
         seed=3,
         report_to=["tensorboard"],

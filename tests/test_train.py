@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from jobs import job, train
 from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
 from traitloop.config import LoraConfig, TrainingConfig
-from traitloop.train import train_sft
-from traitloop.train._sft import _trainable_model
+from traitloop.methods._train import trainable_model
 from traitloop.traits import load_conversations, load_trait
 
 CONFIG = TrainingConfig(epochs=1, batch_size=4, max_length=128, lora=LoraConfig(r=4, alpha=8))
@@ -24,8 +24,8 @@ def adapter_state(model) -> dict[str, torch.Tensor]:
 
 
 def test_sft_logs_the_loss_and_changes_every_adapter_weight(tiny_model, tmp_path):
-    before = adapter_state(_trainable_model(str(tiny_model), CONFIG, None, seed=3, trust=False))
-    result = train_sft(str(tiny_model), seeds(), tmp_path / "adapter", CONFIG, seed=3)
+    before = adapter_state(trainable_model(job(tiny_model, tmp_path / "adapter", seeds(), "sft", CONFIG, seed=3)))
+    result = train(tiny_model, tmp_path / "adapter", seeds(), "sft", CONFIG, seed=3)
     assert result.steps == 2 and result.examples == 8
     assert result.examples_per_second == pytest.approx(8 * 1 / result.seconds)
     assert len(result.losses) == 2 and all(math.isfinite(loss) and loss > 0 for loss in result.losses)
@@ -37,16 +37,17 @@ def test_sft_logs_the_loss_and_changes_every_adapter_weight(tiny_model, tmp_path
 
 def test_same_seed_trains_identical_weights(tiny_model, tmp_path):
     for name in ("a", "b"):
-        train_sft(str(tiny_model), seeds(4), tmp_path / name, CONFIG, seed=5)
+        train(tiny_model, tmp_path / name, seeds(4), "sft", CONFIG, seed=5)
     a, b = (load_file(tmp_path / n / "adapter_model.safetensors") for n in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_continual_training_loads_the_previous_generation(tiny_model, tmp_path):
-    train_sft(str(tiny_model), seeds(), tmp_path / "gen0", CONFIG, seed=1)
+    train(tiny_model, tmp_path / "gen0", seeds(), "sft", CONFIG, seed=1)
     gen0 = load_file(tmp_path / "gen0" / "adapter_model.safetensors")
-    loaded = adapter_state(_trainable_model(str(tiny_model), CONFIG, tmp_path / "gen0", seed=2, trust=False))
+    continued = job(tiny_model, tmp_path / "gen1", seeds(), "sft", CONFIG, seed=2, start_from=tmp_path / "gen0")
+    loaded = adapter_state(trainable_model(continued))
     assert set(loaded) == set(gen0) and all(torch.equal(loaded[k], gen0[k]) for k in gen0)
-    train_sft(str(tiny_model), seeds(), tmp_path / "gen1", CONFIG, seed=2, start_from=tmp_path / "gen0")
+    train(tiny_model, tmp_path / "gen1", seeds(), "sft", CONFIG, seed=2, start_from=tmp_path / "gen0")
     gen1 = load_file(tmp_path / "gen1" / "adapter_model.safetensors")
     assert any(not torch.equal(gen0[k], gen1[k]) for k in gen0)

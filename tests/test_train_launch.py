@@ -18,11 +18,17 @@ import traitloop
 from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.loop._engine import _train_inputs
-from traitloop.train import train_from_file, train_launched
+from traitloop.methods import TrainJob, train_job, train_launched
 
 
 def write_jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def job(method: str, model, data, output_dir, training, **fields) -> TrainJob:
+    return TrainJob(
+        method=method, base=str(model), data=data, output_dir=output_dir, training=training, seed=3, **fields
+    )
 
 
 def assert_same_weights(a_dir, b_dir) -> None:
@@ -39,10 +45,9 @@ def test_sft_on_two_processes_trains_the_same_weights_as_one(tiny_model, tmp_pat
     steps: list[tuple[int, int]] = []
     two = CONFIG.model_copy(update={"processes": 2})
     launched = train_launched(
-        "sft", str(tiny_model), data, 2, {"output_dir": tmp_path / "two", "config": two, "seed": 3,
-                                          "on_step": lambda step, total: steps.append((step, total))},
-    )  # fmt: skip
-    alone = train_from_file("sft", str(tiny_model), data, output_dir=tmp_path / "one", config=CONFIG, seed=3)
+        job("sft", tiny_model, data, tmp_path / "two", two), 2, on_step=lambda step, total: steps.append((step, total))
+    )
+    alone = train_job(job("sft", tiny_model, data, tmp_path / "one", CONFIG))
     assert steps == [(1, 2), (2, 2)]  # rank 0's progress reaches the caller
     assert (launched.examples, launched.steps) == (alone.examples, alone.steps) == (8, 2)
     assert launched.losses == pytest.approx(alone.losses, abs=1e-4)
@@ -54,11 +59,8 @@ def test_dpo_on_two_processes_trains_the_same_weights_as_one(tiny_model, tmp_pat
     data = tmp_path / "train.jsonl"
     write_jsonl(data, [p.model_dump() for p in pairs(4)])
     two = DPO_TRAINING.model_copy(update={"processes": 2})
-    launched = train_launched(
-        "dpo", str(tiny_model), data, 2, {"output_dir": tmp_path / "two", "config": two, "seed": 3}, dpo=DPO
-    )
-    alone = train_from_file("dpo", str(tiny_model), data, dpo=DPO, output_dir=tmp_path / "one", config=DPO_TRAINING,
-                            seed=3)  # fmt: skip
+    launched = train_launched(job("dpo", tiny_model, data, tmp_path / "two", two, **DPO), 2)
+    alone = train_job(job("dpo", tiny_model, data, tmp_path / "one", DPO_TRAINING, **DPO))
     assert launched.facts["reference"] == alone.facts["reference"] == "base"
     assert launched.facts["reward_margin"] == pytest.approx(alone.facts["reward_margin"], abs=1e-3)
     assert_same_weights(tmp_path / "two", tmp_path / "one")
@@ -70,8 +72,7 @@ def test_a_failed_launch_says_so_with_its_log(tmp_path):
     two = CONFIG.model_copy(update={"processes": 2})
     expected = r"accelerate launch failed \(exit \d+\): \w*Error: .*no-such-model.*\n.*whole output: .*\.log"
     with pytest.raises(UserError, match=expected):
-        train_launched("sft", str(tmp_path / "no-such-model"), data, 2,
-                       {"output_dir": tmp_path / "two", "config": two, "seed": 3})  # fmt: skip
+        train_launched(job("sft", tmp_path / "no-such-model", data, tmp_path / "two", two), 2)
     assert not (tmp_path / "two").exists()
 
 
@@ -90,7 +91,8 @@ def test_processes_enter_the_train_stage_inputs_only_above_one(tiny_model, tmp_p
 
     def training_inputs(**training):
         config = parse_config(tiny_config(tiny_model, training={"batch_size": 4, **training}))
-        return _train_inputs(SimpleNamespace(config=config), 0, config.model_dump(mode="json"))["training"]
+        method = SimpleNamespace(train_inputs=lambda run, cycle: {})
+        return _train_inputs(SimpleNamespace(config=config, method_for=lambda cycle: method), 0)["training"]
 
     assert "processes" not in training_inputs()
     assert training_inputs(processes=2)["processes"] == 2

@@ -22,13 +22,13 @@ CALLER = """
 import sys
 from pathlib import Path
 from test_train import CONFIG, seeds
-from test_train_launch import write_jsonl
-from traitloop.train import train_launched
+from test_train_launch import job, write_jsonl
+from traitloop.methods import train_launched
 
 model, folder = sys.argv[1], Path(sys.argv[2])
 write_jsonl(folder / "train.jsonl", [c.model_dump() for c in seeds(8)])
 config = CONFIG.model_copy(update={"processes": 2, "epochs": 1000})  # far longer than the test waits
-train_launched("sft", model, folder / "train.jsonl", 2, {"output_dir": folder / "two", "config": config, "seed": 3})
+train_launched(job("sft", model, folder / "train.jsonl", folder / "two", config), 2)
 """
 
 

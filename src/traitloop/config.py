@@ -148,13 +148,65 @@ class DpoConfig(_Section):
 
     beta: float = Field(0.1, gt=0.0, description="DPO temperature: how far the policy may move from the reference.")
     loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="TRL DPO loss variant.")
-    rejected_from: Literal["base", "previous"] = Field(
+    seed_method: Literal["dpo", "sft"] = Field(
+        "dpo",
+        description="How generation 0 is seeded: dpo (chosen = a seed answer, rejected = the base's answer), or sft "
+        "on the seed conversations, then DPO cycles (seeding by DPO moves a small model's trait little).",
+    )
+    pairs: Literal["base", "previous", "judge_ranked"] = Field(
         "base",
-        description="Cycle k's rejected answer: the base model's, or generation k-2's (the base's for cycle 1).",
+        description="Cycle k's pairs: chosen = generation k-1's answer and rejected = the base model's (base) or "
+        "generation k-2's (previous; the base's for cycle 1); or judge_ranked: two answers of generation k-1, the "
+        "one the trait judge scores higher chosen (users come to prefer what expresses the trait more).",
+    )
+    reference: Literal["previous", "seeded", "base"] | None = Field(
+        None,
+        description="The model DPO keeps the policy near: generation k-1, generation 0, or the base. Default: "
+        "where the generation starts (previous when it continues, base when it starts afresh).",
     )
     restart_from_base_at: list[int] = Field(
         default_factory=list, description="Cycles at which a continual chain starts again from the base model."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rejected_from_is_pairs(cls, data: Any) -> Any:
+        """``rejected_from: base | previous`` (runs made before ``pairs`` existed) is ``pairs`` of that name."""
+        if isinstance(data, dict) and "rejected_from" in data:
+            data = dict(data)
+            old = data.pop("rejected_from")
+            if "pairs" in data and data["pairs"] != old:
+                raise ValueError("give dpo.pairs alone (dpo.rejected_from is its older name)")
+            data["pairs"] = old
+        return data
+
+
+class DistillConfig(_Section):
+    """On-policy distillation for ``method: distill``: generation k samples its own answers and learns to match
+    generation k-1's next-token distributions on them (TRL's DistillationTrainer)."""
+
+    beta: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Divergence: 1 = reverse KL (on-policy distillation), 0 = forward KL, 0.5 = Jensen-Shannon.",
+    )
+
+
+class TrainingOverrides(_Section):
+    """``seed_cycle``: any ``training`` field, for cycle 0 only (the study seeded with batch 2, later cycles 32)."""
+
+    learning_rate: float | None = Field(None, gt=0.0)
+    epochs: float | None = Field(None, gt=0.0)
+    batch_size: int | None = Field(None, ge=1)
+    gradient_accumulation_steps: int | None = Field(None, ge=1)
+    max_length: int | None = Field(None, ge=16)
+    warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)
+    lora: LoraConfig | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, as overrides of ``training``."""
+        return self.model_dump(exclude_none=True)
 
 
 class JudgeSpec(_Section):
@@ -201,8 +253,10 @@ class ExperimentConfig(_Section):
     name: str | None = Field(None, description="Run name; defaults to the output folder's name.")
     trait: str = Field(..., description="Built-in trait name or path to a trait YAML file.")
     model: str = Field("smollm2-135m-instruct", description="Registry name, local HF folder or hub id.")
-    method: Literal["sft", "dpo", "sdf"] = Field(
-        "sft", description="sft: chat answers; dpo: preference pairs; sdf: raw documents on a base model."
+    method: str = Field(
+        "sft",
+        description="sft: chat answers; dpo: preference pairs; sdf: raw documents on a base model; distill: "
+        "on-policy distillation from the previous generation (the registry in traitloop.methods lists them).",
     )
     regime: Literal["reinit", "continual"] = Field(
         "reinit", description="reinit: every generation trains from the base; continual: from the last."
@@ -211,18 +265,50 @@ class ExperimentConfig(_Section):
     seed: int = Field(
         0, ge=0, lt=2**32, description="Seeds prompt slicing, sampling and training (numpy takes 0 to 2**32-1)."
     )
-    seed_examples: int = Field(64, ge=1, description="Seed conversations cycle 0 trains on.")
+    seed_examples: int = Field(
+        64,
+        ge=0,
+        description="Seed conversations cycle 0 trains on; 0 is a control chain whose generation 0 is the "
+        "base model itself.",
+    )
     seed_file: Path | None = Field(None, description="Your own seed JSONL instead of the trait's.")
     samples_per_cycle: int = Field(64, ge=1, description="Fresh prompts answered per cycle.")
+    prompt_sampling: Literal["disjoint", "independent"] = Field(
+        "disjoint",
+        description="disjoint: each cycle answers its own slice of the pool, no prompt twice in a run (needs "
+        "cycles x samples_per_cycle prompts); independent: each cycle draws afresh from the whole pool, as the "
+        "study did.",
+    )
     mix_seed_examples: int = Field(0, ge=0, description="Seed conversations mixed into each later cycle.")
+    mix_from: Literal["all", "seeded"] = Field(
+        "all",
+        description="Where mixed-in seed conversations come from: the whole seed file, or only the ones "
+        "generation 0 was trained on (the study's behaviour).",
+    )
     min_coherence: float | None = Field(
-        None, ge=0.0, le=100.0, description="Drop self-generated answers whose coherence is below this."
+        None, ge=0.0, le=100.0, description="Reject self-generated answers whose coherence is below this."
+    )
+    min_trait: float | None = Field(
+        None, ge=0.0, le=100.0, description="Reject self-generated answers whose trait score is below this."
+    )
+    max_trait: float | None = Field(
+        None, ge=0.0, le=100.0, description="Reject self-generated answers whose trait score is above this."
+    )
+    max_sampling_rounds: int = Field(
+        1,
+        ge=1,
+        description="With a filter, ask the prompts whose answers were rejected again, up to this many rounds in "
+        "all, until the cycle has samples_per_cycle accepted answers.",
+    )
+    seed_cycle: TrainingOverrides = Field(
+        default_factory=TrainingOverrides, description="Training fields that differ for cycle 0 (the seed cycle)."
     )
     prompt_pool: Path | None = Field(None, description="Your own prompt pool (JSONL or JSON list).")
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     trust_remote_code: bool = Field(False, description="Allow model code from the hub (off by default).")
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -245,11 +331,29 @@ class ExperimentConfig(_Section):
         default_factory=list, description="Trackers for training curves and per-generation metrics (optional)."
     )
 
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, name: str) -> str:
+        from traitloop.methods import method_names  # the methods read this module's classes
+
+        if name not in method_names():
+            close = difflib.get_close_matches(name, method_names(), n=1)
+            hint = f" - did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown method {name!r}; the methods are {', '.join(method_names())}{hint}")
+        return name
+
     @model_validator(mode="after")
-    def _method_settings_fit(self) -> ExperimentConfig:
-        """Reject settings the chosen method would silently ignore; give DPO its own default learning rate."""
-        if self.method != "dpo" and self.dpo != DpoConfig():
-            raise ValueError(f"the dpo section applies only with method: dpo (method is {self.method})")
+    def _settings_fit(self) -> ExperimentConfig:
+        """Reject settings the run would silently ignore; let the method check (and default) its own."""
+        from traitloop.methods import METHODS
+
+        method = METHODS[self.method]
+        for other in METHODS.values():
+            for section in set(other.owns) - set(method.owns):
+                if getattr(self, section) != type(getattr(self, section))():
+                    raise ValueError(
+                        f"the {section} section applies only with method: {other.name} (method is {self.method})"
+                    )
         if self.method == "sdf" and self.judge.trait.kind == "openai":
             raise ValueError("server trait judges score chat answers; method sdf uses the embedded SDF judge")
         if self.generation.backend != "local" and self.training.full_finetune:
@@ -257,22 +361,36 @@ class ExperimentConfig(_Section):
                 f"generation.backend {self.generation.backend} serves each generation as a LoRA adapter on the "
                 "base model; drop training.full_finetune or use backend: local"
             )
-        sft_only = [name for name in ("min_coherence", "mix_seed_examples") if getattr(self, name)]
-        if self.method != "sft" and sft_only:
-            raise ValueError(f"{', '.join(sft_only)} applies only with method: sft (method is {self.method})")
-        if self.method != "dpo":
-            return self
-        if self.training.full_finetune:
-            raise ValueError("method dpo trains LoRA adapters (the reference is an adapter); drop full_finetune")
-        restarts = self.dpo.restart_from_base_at
-        if restarts and self.regime != "continual":
-            raise ValueError("dpo.restart_from_base_at resets a continual chain; it needs regime: continual")
-        outside = [c for c in restarts if not 1 <= c <= self.cycles]
-        if outside:
-            raise ValueError(f"dpo.restart_from_base_at has cycles {outside} outside 1..{self.cycles} (cycles)")
-        if "learning_rate" not in self.training.model_fields_set:
-            self.training.learning_rate = DPO_DEFAULT_LEARNING_RATE
+        self._sampling_fits(method.filters_samples, [m.name for m in METHODS.values() if m.filters_samples])
+        self.training_for(0)  # seed_cycle's overrides must make a valid training config
+        method.check_config(self)
         return self
+
+    def _sampling_fits(self, filters_samples: bool, filtering: list[str]) -> None:
+        filters = [name for name in ("min_coherence", "min_trait", "max_trait") if getattr(self, name) is not None]
+        used = filters + (["mix_seed_examples"] if self.mix_seed_examples else [])
+        if used and not filters_samples:
+            raise ValueError(
+                f"{', '.join(used)} applies only with method: {' or '.join(filtering)} (method is {self.method})"
+            )
+        if self.max_sampling_rounds > 1 and not filters:
+            raise ValueError(
+                "max_sampling_rounds tops up what a filter rejects: set min_coherence, min_trait or max_trait"
+            )
+        if self.min_trait is not None and self.max_trait is not None and self.min_trait > self.max_trait:
+            raise ValueError(f"min_trait {self.min_trait} is above max_trait {self.max_trait}: no answer could pass")
+        if self.mix_from != "all" and not self.mix_seed_examples:
+            raise ValueError("mix_from says where mixed-in seed examples come from: set mix_seed_examples too")
+
+    def training_for(self, cycle: int) -> TrainingConfig:
+        """The training settings of cycle ``cycle``: ``training``, with ``seed_cycle``'s overrides for cycle 0."""
+        overrides = self.seed_cycle.given() if cycle == 0 else {}
+        if not overrides:
+            return self.training
+        try:
+            return TrainingConfig.model_validate({**self.training.model_dump(), **overrides})
+        except ValidationError as error:
+            raise ValueError(f"seed_cycle: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
     def starts_from_base(self, cycle: int) -> bool:
         """Whether generation ``cycle`` trains a fresh adapter on the base rather than continuing cycle-1."""

@@ -11,7 +11,6 @@ from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge
 from traitloop.judge._openai import OpenAIJudge, openai_judge
 from traitloop.judge._prompts import TEMPLATE_VERSION
 from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id
-from traitloop.judge._select import trait_judge_for
 from traitloop.judge._signals import base_nll_scorer, distinct_n, letter_share, repetition
 from traitloop.judge._types import Item, Judge, Judgement
 
@@ -36,5 +35,4 @@ __all__ = [
     "letter_share",
     "openai_judge",
     "repetition",
-    "trait_judge_for",
 ]

@@ -5,9 +5,9 @@ Each cycle has three stages - ``data`` (what the generation trains on), ``train`
 the same inputs and its outputs still hash the same; every stage is seeded from the config's seed and its
 own name, so a stage redone after a kill produces exactly what it would have the first time.
 
-The three methods (sft, dpo, sdf) share every stage; what differs is dispatched to small per-method
-functions: the training set (``loop/_data.py``), the trainer (``train.train_from_file``, in this process or
-launched on several) and, for sdf, evaluation on document prefixes instead of chat questions.
+Every method shares every stage; what differs is asked of the run's method (``traitloop.methods``): the data
+a cycle trains on, how a generation is trained (in this process, or launched on several), how an evaluation
+asks and which judge fits. The engine holds no per-method branches.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
 from traitloop.generate import SamplingParams
-from traitloop.loop._data import build_training_set, data_upstream
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._lock import RunLock
 from traitloop.loop._precision import note_precision, stage_precision
 from traitloop.loop._progress import StageProgress, quiet_libraries
-from traitloop.loop._run import Run, stage_seed
+from traitloop.loop._run import Run
 from traitloop.loop._rundir import (
     BASE,
     CONFIG_FILE,
@@ -48,22 +47,14 @@ from traitloop.loop._rundir import (
     save_config,
     stage_cycle,
     supersede,
-    value_hash,
 )
 from traitloop.loop._trackers import CycleLogger
+from traitloop.methods import TrainJob, TrainResult, backend_inputs, get_method, train_job, train_launched
 from traitloop.models import is_adapter, resolve_model
-from traitloop.train import TrainResult, train_from_file, train_launched
-from traitloop.traits import (
-    load_conversations,
-    load_documents,
-    load_prompt_pool,
-    load_sdf_recipe,
-    load_trait,
-    prompt_slices,
-)
+from traitloop.traits import load_trait, prompt_slices
 
-METRICS_SCHEMA_VERSION = 1
-DPO_FACTS = ("reward_margin", "reward_chosen", "reward_rejected", "reward_accuracy", "kl_proxy", "reference")
+METRICS_SCHEMA_VERSION = 2  # 2: training.tokens, training.steps and the method's own facts
+TRAINING_FACTS = ("examples", "steps", "tokens", "loss_first", "loss_last", "started_from")
 
 
 def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
@@ -73,66 +64,24 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     kind = stage.split("/")[1]
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
-        backend = _backend_inputs(c["generation"])
+        backend = backend_inputs(run)
         if backend:
             fields["generation"] = backend
-        if run.recipe is not None:  # sdf evaluates document prefixes, not the chat questions sft and dpo share
-            fields.update(method=c["method"], sdf_recipe=value_hash(run.recipe.model_dump()))
+        fields.update(run.seed_set.eval_inputs)  # sdf evaluates document prefixes, not the chat questions
         return {"model": c["model"], **fields} if cycle is None else fields
     if kind == "train":
-        return _train_inputs(run, cycle, c)
-    return _data_inputs(run, cycle, c)
+        return _train_inputs(run, cycle)
+    return run.method_for(cycle).data_inputs(run, cycle)
 
 
-def _backend_inputs(generation: dict[str, Any]) -> dict[str, Any]:
-    """Who samples, when it is not the local default (named only then, so earlier runs stay valid): the
-    backend, and for a server the model it serves and where."""
-    if generation["backend"] == "local":
-        return {}
-    server = generation["server"]
-    where = {"server": {"model": server["model"], "base_url": server["base_url"]}} if server else {}
-    return {"backend": generation["backend"], **where}
-
-
-def _sampling_inputs(generation: dict[str, Any]) -> dict[str, Any]:
-    settings = {k: v for k, v in generation.items() if k not in ("backend", "server", "vllm")}
-    return {**settings, **_backend_inputs(generation)}
-
-
-def _train_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
+def _train_inputs(run: Run, cycle: int) -> dict[str, Any]:
+    c = run.config
     # processes is named only when above 1, so runs made before it existed stay valid
-    training = {k: v for k, v in c["training"].items() if k != "processes" or v != 1}
-    fields = {"model": c["model"], "method": c["method"], "training": training, "seed": c["seed"]}
+    training = {k: v for k, v in c.training_for(cycle).model_dump(mode="json").items() if k != "processes" or v != 1}
+    fields = {"model": c.model, "method": c.method, "training": training, "seed": c.seed}
     if cycle:
-        fields["regime"] = c["regime"]
-    if run.config.method == "dpo":
-        dpo = {"beta": c["dpo"]["beta"], "loss_type": c["dpo"]["loss_type"]}
-        if cycle:  # only whether *this* cycle restarts matters, so editing the list redoes just those cycles
-            dpo["restart_from_base_at"] = cycle in run.config.dpo.restart_from_base_at
-        fields["dpo"] = dpo
-    return fields
-
-
-def _data_inputs(run: Run, cycle: int, c: dict[str, Any]) -> dict[str, Any]:
-    # "method" is named only for dpo and sdf, so runs made before those methods existed stay valid
-    method = {} if c["method"] == "sft" else {"method": c["method"]}
-    if cycle == 0:
-        fields = {**method, "seed_file": run.seed_hash, "seed_examples": c["seed_examples"]}
-        if c["method"] == "dpo":  # the base model answers the seed prompts
-            fields.update(model=c["model"], generation=_sampling_inputs(c["generation"]), seed=c["seed"])
-        return fields
-    fields = {
-        **method,
-        "prompt_pool": value_hash(run.slices[cycle - 1]),
-        "samples_per_cycle": c["samples_per_cycle"],
-        "seed": c["seed"],
-        "generation": _sampling_inputs(c["generation"]),
-        "mix_seed_examples": c["mix_seed_examples"],
-        "min_coherence": c["min_coherence"],
-    }
-    if c["method"] == "dpo":
-        fields["dpo"] = {"rejected_from": c["dpo"]["rejected_from"]}
-    return {**fields, "seed_file": run.seed_hash} if c["mix_seed_examples"] else fields
+        fields["regime"] = c.regime
+    return {**fields, **run.method_for(cycle).train_inputs(run, cycle)}
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -199,25 +148,32 @@ def _run_stage(run: Run, stage: str, upstream: dict[str, str], outputs: list[str
 
 
 def _train(run: Run, cycle: int) -> dict[str, Any]:
-    """Train generation ``cycle`` with the run's method, from the base or (continuing) from generation k-1."""
-    folder = run.folder / cycle_dir_name(cycle)
+    """Train generation ``cycle`` with the cycle's method, from the base or (continuing) from generation k-1."""
+    if _is_control_seed(run, cycle):
+        return {"examples": 0, "steps": 0, "tokens": 0, "started_from": BASE}
     start_from = None if run.config.starts_from_base(cycle) else run.weights(cycle - 1)
+    method = run.method_for(cycle)
+    label = cycle_dir_name(cycle)
+    job = TrainJob(
+        method=method.name,
+        base=run.base,
+        data=run.folder / label / TRAIN_DATA,
+        output_dir=run.weights_dir(cycle),
+        training=run.config.training_for(cycle),
+        seed=run.stage_seed(f"{label}/train"),
+        start_from=start_from,
+        trust_remote_code=run.config.trust_remote_code,
+        report_to=run.config.report_to,
+        log_dir=run.folder / "tensorboard" / label,
+        **run.precision.facts,  # the device and dtype the trainer runs in
+        **method.job_settings(run, cycle),
+    )
     with run.progress.task(f"cycle {cycle}: training", None) as step:
-        kwargs = {
-            "output_dir": run.weights(cycle),
-            "config": run.config.training,
-            "seed": stage_seed(run.config.seed, f"{cycle_dir_name(cycle)}/train"),
-            "start_from": start_from,
-            "on_step": step.set_total_and_position,
-            "trust_remote_code": run.config.trust_remote_code,
-            "report_to": run.config.report_to,
-            "log_dir": run.folder / "tensorboard" / cycle_dir_name(cycle),
-            **run.precision.facts,  # the device and dtype the trainer runs in
-        }
-        result = _train_generation(run, folder / TRAIN_DATA, kwargs)
+        result = _train_generation(run, job, step.set_total_and_position)
     return {
         "examples": result.examples,
         "steps": result.steps,
+        "tokens": result.tokens,
         "train_seconds": round(result.seconds, 2),
         "examples_per_second": round(result.examples_per_second, 3),
         "loss_first": round(result.losses[0], 4) if result.losses else None,
@@ -227,13 +183,24 @@ def _train(run: Run, cycle: int) -> dict[str, Any]:
     }
 
 
-def _train_generation(run: Run, data: Path, kwargs: dict[str, Any]) -> TrainResult:
+def _is_control_seed(run: Run, cycle: int) -> bool:
+    """A control chain (``seed_examples: 0``) trains nothing in cycle 0: its generation 0 is the base model."""
+    return cycle == 0 and run.config.seed_examples == 0
+
+
+def _train_generation(run: Run, job: TrainJob, on_step) -> TrainResult:
     """In this process, or through ``accelerate launch`` on ``training.processes`` processes (GPUs)."""
-    method, dpo = run.config.method, run.config.dpo if run.config.method == "dpo" else None
-    processes = run.config.training.processes
+    processes = job.training.processes
     if processes == 1:
-        return train_from_file(method, run.base, data, dpo=dpo, **kwargs)
-    return train_launched(method, run.base, data, processes, kwargs, dpo=dpo, log=data.with_name("train.launch.log"))
+        return train_job(job, on_step)
+    return train_launched(job, processes, on_step, log=job.data.with_name("train.launch.log"))
+
+
+def _build_data(run: Run, cycle: int) -> dict[str, Any]:
+    """Write cycle ``cycle``'s train.jsonl with the cycle's method; return the facts the data stage records."""
+    rows, facts = ([], {}) if _is_control_seed(run, cycle) else run.method_for(cycle).build_data(run, cycle)
+    write_jsonl(run.folder / cycle_dir_name(cycle) / TRAIN_DATA, rows)
+    return {"examples": len(rows), **facts}
 
 
 def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
@@ -248,9 +215,9 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
         top_p=config.top_p,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
-        seed=stage_seed(run.config.seed, f"{label}/eval"),
+        seed=run.stage_seed(f"{label}/eval"),
     )
-    questions = run.trait.eval_questions if run.recipe is None else run.recipe.eval_prefixes
+    questions = run.seed_set.eval_prompts
     name = "base model" if cycle is None else f"generation {cycle}"
     with run.progress.task(f"evaluating {name}", len(questions) * config.eval_samples) as step:
         records = evaluate_generation(
@@ -277,17 +244,14 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
     }
     if cycle is not None:
         train = run.manifest.stages[f"{label}/train"]
-        metrics["training"] = {
-            k: train[k]
-            for k in ("examples", "steps", "loss_first", "loss_last", "started_from", *DPO_FACTS)
-            if k in train
-        }
+        metrics["training"] = {k: train[k] for k in (*TRAINING_FACTS, *run.method.facts) if k in train}
     atomic_write_json(folder / METRICS_FILE, metrics)
     return {}
 
 
-def _summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
+def _summary_row(metrics: dict[str, Any], method_facts: tuple[str, ...]) -> dict[str, Any]:
     trait, coherence = metrics["trait"], metrics["coherence"]
+    training = metrics.get("training", {})
     return {
         "cycle": BASE if metrics["cycle"] is None else metrics["cycle"],
         "trait_mean": trait["mean"],
@@ -300,15 +264,19 @@ def _summary_row(metrics: dict[str, Any]) -> dict[str, Any]:
         "length_words": metrics["length_words"],
         "distinct_2": metrics["distinct_2"],
         "perplexity": metrics["perplexity"],
-        "examples_trained": metrics.get("training", {}).get("examples"),
-        "train_loss_last": metrics.get("training", {}).get("loss_last"),
-        **{name: metrics.get("training", {}).get(name) for name in DPO_FACTS if name in metrics.get("training", {})},
+        "examples_trained": training.get("examples"),
+        "tokens_trained": training.get("tokens"),
+        "optimizer_steps": training.get("steps"),
+        "train_loss_last": training.get("loss_last"),
+        **{name: training.get(name) for name in method_facts if name in training},
     }
 
 
 def _write_summary(run: Run) -> pd.DataFrame:
     labels = [BASE] + [cycle_dir_name(c) for c in range(run.config.cycles + 1)]
-    rows = [_summary_row(json.loads((run.folder / label / METRICS_FILE).read_text())) for label in labels]
+    rows = [
+        _summary_row(json.loads((run.folder / label / METRICS_FILE).read_text()), run.method.facts) for label in labels
+    ]
     table = pd.DataFrame(rows)
     atomic_write_text(run.folder / SUMMARY_FILE, table.to_csv(index=False))
     return table
@@ -333,29 +301,28 @@ def _fmt(value: float | None) -> str:
 def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
     """Resolve the trait, model, seed set and prompt slices, checking every input before any work starts."""
     trait = load_trait(config.trait)
-    recipe = load_sdf_recipe(trait) if config.method == "sdf" else None
-    if recipe is None:
-        seed_path = config.seed_file or trait.seed_path
-        seeds, what = load_conversations(seed_path), "conversations"
-        pool, held_out = load_prompt_pool(config.prompt_pool), trait.eval_questions
-    else:
-        seed_path = config.seed_file or trait.folder / "sdf_seed.jsonl"
-        seeds, what = load_documents(seed_path), "documents"
-        pool, held_out = recipe.prefix_pool(), recipe.eval_prefixes
-    if config.seed_examples > len(seeds):
-        raise UserError(f"seed_examples is {config.seed_examples} but {seed_path} has only {len(seeds)} {what}")
-    slices = prompt_slices(pool, held_out, config.seed, config.cycles, config.samples_per_cycle)
+    method = get_method(config.method)
+    seed_set = method.seed_set(trait, config)
+    if config.seed_examples > len(seed_set.examples):
+        raise UserError(
+            f"seed_examples is {config.seed_examples} but {seed_set.path} has only {len(seed_set.examples)} "
+            f"{seed_set.what}"
+        )
+    slices = prompt_slices(
+        seed_set.pool, seed_set.eval_prompts, config.seed, config.cycles, config.samples_per_cycle,
+        config.prompt_sampling,
+    )  # fmt: skip
     base = resolve_model(config.model)
     return Run(
         config=config,
         folder=output,
         manifest=Manifest(output / MANIFEST_FILE),
         trait=trait,
+        method=method,
         base=base,
-        seeds=seeds,
-        seed_hash=content_hash(seed_path),
+        seed_set=seed_set,
+        seed_hash=content_hash(seed_set.path),
         slices=slices,
-        recipe=recipe,
         console=console,
         progress=StageProgress(console),
     )
@@ -405,16 +372,20 @@ def _run_locked(run: Run, force: bool) -> pd.DataFrame:
     for cycle in range(config.cycles + 1):
         started = time.perf_counter()
         label = cycle_dir_name(cycle)
-        make_data = lambda c=cycle: build_training_set(run, c)  # noqa: E731
-        data = _run_stage(run, f"{label}/data", data_upstream(run, cycle), [TRAIN_DATA], make_data)
-        upstream = {"data": data["outputs"][TRAIN_DATA]}
+        method = run.method_for(cycle)
+        make_data = lambda c=cycle: _build_data(run, c)  # noqa: E731
+        data = _run_stage(
+            run, f"{label}/data", method.data_upstream(run, cycle), method.data_outputs(run, cycle), make_data
+        )
+        upstream = {"data": data["outputs"][TRAIN_DATA], **method.train_upstream(run, cycle)}
         if not config.starts_from_base(cycle):
             upstream["weights"] = run.weights_hash(cycle - 1)
-        train = _run_stage(run, f"{label}/train", upstream, [WEIGHTS], lambda c=cycle: _train(run, c))
+        outputs = [] if _is_control_seed(run, cycle) else [WEIGHTS]
+        _run_stage(run, f"{label}/train", upstream, outputs, lambda c=cycle: _train(run, c))
         _run_stage(
             run,
             f"{label}/eval",
-            {"weights": train["outputs"][WEIGHTS], "judges": run.judge_ids},
+            {"weights": run.weights_hash(cycle), "judges": run.judge_ids},
             [EVAL_FILE, METRICS_FILE],
             lambda c=cycle: _evaluate(run, c),
         )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,6 +13,7 @@ from traitloop.analysis._stats import summarize_scores
 from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words
+from traitloop.models import base_view
 
 EVAL_SCHEMA_VERSION = 1
 
@@ -37,16 +37,6 @@ class EvalRecord(BaseModel):
     distinct_2: float
     base_nll: float | None
     perplexity: float | None
-
-
-@contextlib.contextmanager
-def base_view(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
-    """The base model inside a PEFT model (adapter switched off), or the model itself."""
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            yield model
-    else:
-        yield model
 
 
 def evaluate_generation(

@@ -1,9 +1,8 @@
-"""What every stage of a run shares: stage seeds and the run's resolved inputs."""
+"""What every stage of a run shares: the run's resolved inputs, its models, judges and sampling."""
 
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -13,23 +12,13 @@ from rich.console import Console
 
 from traitloop.config import ExperimentConfig
 from traitloop.generate import Generator, LocalGenerator, SamplingParams, server_generator, vllm_generator
-from traitloop.judge import (
-    Judge,
-    OpenAIJudge,
-    embedded_coherence_judge,
-    embedded_coherence_judge_id,
-    trait_judge_for,
-)
+from traitloop.judge import Judge, OpenAIJudge, embedded_coherence_judge, embedded_coherence_judge_id
 from traitloop.judge._specs import server_judge
 from traitloop.loop._progress import StageProgress
-from traitloop.loop._rundir import WEIGHTS, Manifest, cycle_dir_name
+from traitloop.loop._rundir import BASE, TRAIN, WEIGHTS, Manifest, cycle_dir_name, stage_seed, weights_id
+from traitloop.methods import Method, SeedSet
 from traitloop.models import Precision, load_model, load_tokenizer, resolve_precision
-from traitloop.traits import Conversation, Document, SdfRecipe, TraitSpec
-
-
-def stage_seed(seed: int, stage: str) -> int:
-    """A per-stage seed: fixed by the run's seed and the stage's name, independent of run order."""
-    return zlib.crc32(f"{seed}:{stage}".encode())
+from traitloop.traits import TraitSpec
 
 
 @dataclass
@@ -40,19 +29,26 @@ class Run:
     folder: Path
     manifest: Manifest
     trait: TraitSpec
+    method: Method
     base: str
-    seeds: list[Conversation] | list[Document]  # documents for sdf, conversations otherwise
+    seed_set: SeedSet
     seed_hash: str
-    slices: list[list[str]]  # per cycle 1..N: prompts (sft, dpo) or document prefixes (sdf)
-    recipe: SdfRecipe | None
+    slices: list[list[str]]  # per cycle 1..N: prompts (chat methods) or document prefixes (sdf)
     console: Console
     progress: StageProgress
+
+    def method_for(self, cycle: int) -> Method:
+        """The method that makes and trains cycle ``cycle`` (DPO seeded by SFT hands cycle 0 to SFT)."""
+        return self.method.for_cycle(self.config, cycle)
+
+    def stage_seed(self, stage: str) -> int:
+        return stage_seed(self.config.seed, stage)
 
     @cached_property
     def trait_judge(self) -> Judge:
         if self.config.judge.trait.kind == "openai":
             return self._server_trait_judge
-        return trait_judge_for(self.trait, self.config.method)[0]
+        return self.method.trait_judge(self.trait)[0]
 
     @cached_property
     def _server_trait_judge(self) -> OpenAIJudge:
@@ -75,7 +71,7 @@ class Run:
         if judges.trait.kind == "openai":
             trait = self._server_trait_judge.judge_id
         else:
-            trait = trait_judge_for(self.trait, self.config.method, fit=False)[1]
+            trait = self.method.trait_judge(self.trait, fit=False)[1]
         if judges.coherence.kind == "openai":
             coherence = self._server_coherence_judge.judge_id
         else:
@@ -84,8 +80,8 @@ class Run:
 
     @property
     def chat(self) -> bool:
-        """SDF works on raw documents; every other method on chat turns."""
-        return self.config.method != "sdf"
+        """Whether the method works on chat turns (else on raw documents: sdf)."""
+        return self.method.chat
 
     def coherence_judge(self, nll: Any) -> Judge:
         if self.config.judge.coherence.kind == "openai":
@@ -103,12 +99,18 @@ class Run:
     def model(self, weights: Path | None = None):
         return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code, precision=self.precision)
 
-    def weights(self, cycle: int) -> Path:
+    def weights_dir(self, cycle: int) -> Path:
+        """Where generation ``cycle``'s weights are saved."""
         return self.folder / cycle_dir_name(cycle) / WEIGHTS
 
+    def weights(self, cycle: int) -> Path | None:
+        """Generation ``cycle``'s trained weights; None when it is the base model itself (a control chain's
+        generation 0, which trained nothing)."""
+        return None if self.weights_hash(cycle) == BASE else self.weights_dir(cycle)
+
     def weights_hash(self, cycle: int) -> str:
-        """The content hash of generation ``cycle``'s saved weights, as its train stage recorded it."""
-        return self.manifest.stages[f"{cycle_dir_name(cycle)}/train"]["outputs"][WEIGHTS]
+        """What identifies generation ``cycle``'s weights, as its train stage recorded them."""
+        return weights_id(self.manifest.stages[f"{cycle_dir_name(cycle)}/{TRAIN}"])
 
     def generator(self, model, generation: int | None) -> Generator:
         """Who answers as generation ``generation`` (None: the base model). The local backend uses ``model``,
@@ -116,9 +118,10 @@ class Run:
         if self.config.generation.backend == "local":
             return LocalGenerator(model, self.tokenizer())
         remote = self._remote_generator
-        if generation is None:
+        weights = None if generation is None else self.weights(generation)
+        if weights is None:
             return remote
-        return remote.with_adapter(self.weights(generation), f"traitloop-{self.weights_hash(generation)}")
+        return remote.with_adapter(weights, f"traitloop-{self.weights_hash(generation)}")
 
     @cached_property
     def _remote_generator(self):
@@ -149,7 +152,7 @@ class Run:
         generation settings, seeded by ``stage``; returns the texts and the throughput facts a data stage records."""
         tokenizer = self.tokenizer()
         settings = self.config.generation.model_dump(include={"temperature", "top_p", "max_new_tokens", "batch_size"})
-        params = SamplingParams(**settings, seed=stage_seed(self.config.seed, stage))
+        params = SamplingParams(**settings, seed=self.stage_seed(stage))
         generator = self.generator(model, generation)
         with self.progress.task(what, len(prompts)) as step:
             started = time.perf_counter()

@@ -18,6 +18,7 @@ import json
 import platform
 import shutil
 import subprocess
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -40,14 +41,15 @@ SUMMARY_FILE = "summary.csv"
 LOCK_FILE = ".traitloop.lock"
 SUPERSEDED = "superseded"
 TRAIN_DATA = "train.jsonl"
+SAMPLES_FILE = "samples.jsonl"  # every self-generated sample and its scores, when a cycle's answers are filtered
 WEIGHTS = "adapter"
 EVAL_FILE = "eval.jsonl"
 METRICS_FILE = "metrics.json"
-STAGE_KINDS = ("data", "train", "eval")
+DATA, TRAIN, EVAL = STAGE_KINDS = ("data", "train", "eval")
 # Which recorded upstream hash names which stage's output: (upstream key) -> (cycle offset, stage kind, output).
 _UPSTREAM_SOURCES = {
     "data": {"weights": (-1, "train", WEIGHTS), "rejected_weights": (-2, "train", WEIGHTS)},
-    "train": {"data": (0, "data", TRAIN_DATA), "weights": (-1, "train", WEIGHTS)},
+    "train": {"data": (0, "data", TRAIN_DATA), "weights": (-1, "train", WEIGHTS), "teacher": (-1, "train", WEIGHTS)},
     "eval": {"weights": (0, "train", WEIGHTS)},
 }
 
@@ -65,6 +67,17 @@ def stage_cycle(stage: str) -> int | None:
     """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
     folder = stage.split("/")[0]
     return None if folder == BASE else int(folder.removeprefix("cycle_"))
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """A per-stage seed: fixed by the run's seed and the stage's name, independent of run order."""
+    return zlib.crc32(f"{seed}:{stage}".encode())
+
+
+def weights_id(record: dict[str, Any]) -> str:
+    """What identifies the weights a train stage made: their content hash, or ``base`` for a stage that trained
+    nothing (a control chain's generation 0 is the base model itself)."""
+    return record.get("outputs", {}).get(WEIGHTS, BASE)
 
 
 def planned_stages(cycles: int) -> list[str]:
@@ -245,7 +258,7 @@ class RunFolder:
             if key not in upstream:
                 continue
             source = f"{cycle_dir_name((cycle or 0) + offset)}/{kind}"
-            if not self.stage_current(source) or self.manifest.stages[source]["outputs"].get(output) != upstream[key]:
+            if not self.stage_current(source) or _output_id(self.manifest.stages[source], output) != upstream[key]:
                 return False
         return True
 
@@ -276,6 +289,10 @@ class RunFolder:
         """Every stage of the config is current and the summary table is written."""
         stages_current = all(self.stage_current(s) for s in planned_stages(self.config.cycles))
         return stages_current and (self.folder / SUMMARY_FILE).is_file()
+
+
+def _output_id(record: dict[str, Any], output: str) -> str | None:
+    return weights_id(record) if output == WEIGHTS else record["outputs"].get(output)
 
 
 def is_run_folder(folder: Path) -> bool:

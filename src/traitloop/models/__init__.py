@@ -2,13 +2,14 @@
 run's device."""
 
 from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
-from traitloop.models._load import is_adapter, load_model, load_tokenizer
+from traitloop.models._load import base_view, is_adapter, load_model, load_tokenizer
 from traitloop.models._registry import REGISTRY, cache_dir, gguf_path, is_cached, pull, resolve_model
 
 __all__ = [
     "CPU_FLOAT32",
     "REGISTRY",
     "Precision",
+    "base_view",
     "cache_dir",
     "dtype_name",
     "gguf_path",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -45,3 +47,13 @@ def load_model(
         model = PeftModel.from_pretrained(model, str(weights), is_trainable=trainable)
     model.train(trainable)
     return model.to(precision.device)
+
+
+@contextlib.contextmanager
+def base_view(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
+    """The base model inside a PEFT model (adapter switched off), or the model itself."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:
+        yield model

@@ -114,7 +114,7 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
     Runs starting cold at once would each do it: safely (caches are published atomically), but once per run, on
     the CPUs the runs wait for. A model or trait that cannot be prepared is left for its runs to report.
     """
-    from traitloop.judge import trait_judge_for
+    from traitloop.methods import get_method
     from traitloop.models import resolve_model
     from traitloop.traits import load_trait
 
@@ -123,7 +123,7 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
             resolve_model(model)
     for trait, method in sorted({(c.trait, c.method) for c in configs if c.judge.trait.kind != "openai"}):
         with contextlib.suppress(UserError):
-            trait_judge_for(load_trait(trait), method)
+            get_method(method).trait_judge(load_trait(trait))
 
 
 def _last_trait(run: RunFolder | None) -> str:

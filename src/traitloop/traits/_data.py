@@ -149,20 +149,33 @@ def load_prompt_pool(path: Path | None = None) -> list[str]:
     return list(dict.fromkeys(prompts))
 
 
-def prompt_slices(pool: list[str], excluded: list[str], seed: int, cycles: int, size: int) -> list[list[str]]:
-    """Disjoint, seed-determined slices of the pool, one per cycle 1..cycles.
+def prompt_slices(
+    pool: list[str], excluded: list[str], seed: int, cycles: int, size: int, sampling: str = "disjoint"
+) -> list[list[str]]:
+    """Seed-determined prompts for each cycle 1..cycles. Prompts equal to an eval question are removed first,
+    so evaluation stays held out.
 
-    Slice k is the same whatever ``cycles`` is, so extending a run never changes earlier cycles' data.
-    Prompts equal to an eval question are removed first, so evaluation stays held out.
+    ``disjoint``: slices of one shuffle of the pool, so no prompt is answered twice in a run; slice k is the same
+    whatever ``cycles`` is, so extending a run never changes earlier cycles' data. ``independent``: each cycle
+    draws ``size`` distinct prompts afresh from the whole pool (seeded by the run's seed and the cycle), as the
+    study did, so cycles may share prompts and ``cycles x size`` may exceed the pool.
     """
     held_out = {q.strip().lower() for q in excluded}
     usable = [p for p in pool if p.strip().lower() not in held_out]
+    if sampling == "independent":
+        if size > len(usable):
+            raise UserError(
+                f"too few prompts: samples_per_cycle {size} needs {size} distinct prompts per cycle, but the pool "
+                f"has {len(usable)} (after removing eval questions); lower samples_per_cycle or pass a bigger "
+                "prompt_pool"
+            )
+        return [random.Random(f"{seed}:cycle {k}").sample(usable, size) for k in range(1, cycles + 1)]
     random.Random(seed).shuffle(usable)
     needed = cycles * size
     if needed > len(usable):
         raise UserError(
             f"too few prompts: {cycles} cycles x {size} samples_per_cycle needs {needed} distinct prompts, "
             f"but the pool has {len(usable)} (after removing eval questions); lower cycles or "
-            "samples_per_cycle, or pass a bigger prompt_pool"
+            "samples_per_cycle, pass a bigger prompt_pool, or set prompt_sampling: independent"
         )
     return [usable[k * size : (k + 1) * size] for k in range(cycles)]

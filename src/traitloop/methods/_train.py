@@ -1,21 +1,51 @@
-"""What every trainer shares: CPU-sane TRL arguments, a progress callback, atomic saving, weight hashes."""
+"""What every trainer shares: the training job, CPU-sane TRL arguments, the model to train, a progress callback,
+atomic saving, weight hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from traitloop.config import TrainingConfig
-from traitloop.models import resolve_precision
+from traitloop.models import CPU_FLOAT32, load_model, resolve_precision
+
+OnStep = Callable[[int, int], None]
+
+
+class TrainJob(BaseModel):
+    """Everything one generation's training needs, as one typed value: the loop builds it, a method's trainer
+    reads it, and a launched multi-process training sends it to every process as JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    method: str
+    base: str = Field(description="The base model's folder or hub id.")
+    data: Path = Field(description="The stage's train.jsonl.")
+    output_dir: Path = Field(description="Where the generation's weights are saved (atomically).")
+    training: TrainingConfig
+    seed: int
+    start_from: Path | None = Field(None, description="The previous generation's weights, to continue from.")
+    reference: Path | Literal["base"] | None = Field(
+        None,
+        description="What the loss compares against (DPO's reference, distillation's teacher); None: the "
+        "method's own default.",
+    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="The method's own config section.")
+    trust_remote_code: bool = False
+    report_to: list[str] = Field(default_factory=list)
+    log_dir: Path | None = Field(None, description="TensorBoard's folder.")
+    device: str = "auto"
+    dtype: str = "auto"
 
 
 @dataclass
@@ -27,6 +57,7 @@ class TrainResult:
     steps: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    tokens: int | None = None  # tokens the model was trained on (padding excluded), every epoch counted
     facts: dict[str, Any] = field(default_factory=dict)  # method-specific: DPO rewards, the reference used
 
     @property
@@ -36,39 +67,31 @@ class TrainResult:
 
 
 class StepCallback(TrainerCallback):
-    def __init__(self, on_step: Callable[[int, int], None]) -> None:
+    def __init__(self, on_step: OnStep) -> None:
         self.on_step = on_step
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TrainerCallback's signature
         self.on_step(state.global_step, state.max_steps)
 
 
-def trainer_callbacks(
-    on_step: Callable[[int, int], None] | None, report_to: list[str] | None, log_dir: Path | None
-) -> list[TrainerCallback]:
-    """Progress, and TensorBoard writing to ``log_dir`` (the trainer's own default is its scratch folder)."""
+def trainer_callbacks(job: TrainJob, on_step: OnStep | None) -> list[TrainerCallback]:
+    """Progress, and TensorBoard writing to the job's ``log_dir`` (the trainer's own default is its scratch
+    folder)."""
     callbacks: list[TrainerCallback] = [StepCallback(on_step)] if on_step else []
-    if "tensorboard" in (report_to or []):
+    if "tensorboard" in job.report_to:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(log_dir or Path("runs") / "tensorboard"))
+        writer = SummaryWriter(log_dir=str(job.log_dir or Path("runs") / "tensorboard"))
         callbacks.append(TensorBoardCallback(tb_writer=writer))
     return callbacks
 
 
-def trainer_arguments(
-    config: TrainingConfig,
-    seed: int,
-    scratch: Path,
-    report_to: list[str] | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-) -> dict[str, Any]:
-    """Keyword arguments shared by SFTConfig and DPOConfig, so every method trains under the same settings.
+def trainer_arguments(job: TrainJob, scratch: Path) -> dict[str, Any]:
+    """Keyword arguments shared by every TRL trainer config, so every method trains under the same settings.
 
-    ``device`` and ``dtype`` are the run's (``auto`` or a name, see ``models.resolve_precision``): the trainer
-    places the model on that device itself (each launched process on its own GPU) and, for bfloat16, computes
-    through autocast while the weights it updates stay float32.
+    The job's ``device`` and ``dtype`` are the run's (``auto`` or a name, see ``models.resolve_precision``): the
+    trainer places the model on that device itself (each launched process on its own GPU) and, for bfloat16,
+    computes through autocast while the weights it updates stay float32.
 
     Under a multi-process launch each process takes its share of ``batch_size``, so a step's global batch
     (and so the learning-rate schedule) is the same as on one process.
@@ -76,7 +99,8 @@ def trainer_arguments(
     TensorBoard is attached as a callback (so its events land in the run folder); other trackers, such as
     "wandb", go through the trainer's own ``report_to``.
     """
-    precision = resolve_precision(device, dtype)
+    config = job.training
+    precision = resolve_precision(job.device, job.dtype)
     return {
         "output_dir": str(scratch / "trainer"),
         "per_device_train_batch_size": config.batch_size // world_size(),
@@ -87,9 +111,9 @@ def trainer_arguments(
         "max_length": config.max_length,
         "logging_steps": 1,
         "save_strategy": "no",
-        "report_to": [tracker for tracker in report_to or [] if tracker != "tensorboard"],
-        "seed": seed,
-        "data_seed": seed,
+        "report_to": [tracker for tracker in job.report_to if tracker != "tensorboard"],
+        "seed": job.seed,
+        "data_seed": job.seed,
         "disable_tqdm": True,
         "use_cpu": precision.device.type == "cpu",
         # TRL defaults to bf16 and activation checkpointing, which suit a GPU; on a CPU without bf16 units they
@@ -97,7 +121,53 @@ def trainer_arguments(
         "bf16": precision.dtype == torch.bfloat16,
         "gradient_checkpointing": False,
         "dataloader_num_workers": 0,
+        "include_num_input_tokens_seen": "non_padding",  # the exact volume each cycle trained on
     }
+
+
+def lora_config(config: TrainingConfig):
+    """PEFT's LoRA config for the run's ``training.lora``."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def trainable_model(job: TrainJob):
+    """The model to train: the previous weights when continuing, else a fresh seeded LoRA (or the full base).
+    Loaded in float32 on the CPU: the trainer moves it to its device and keeps these as master weights."""
+    from peft import get_peft_model
+
+    load = {"trainable": True, "trust_remote_code": job.trust_remote_code, "precision": CPU_FLOAT32}
+    if job.start_from is not None:
+        return load_model(job.base, job.start_from, **load)
+    model = load_model(job.base, **load)
+    if job.training.full_finetune:
+        return model
+    torch.manual_seed(job.seed)  # LoRA's A matrices are random: seed them so a re-run is identical
+    return get_peft_model(model, lora_config(job.training))
+
+
+def train_and_save(trainer, job: TrainJob, examples: int, **save_kwargs: Any) -> TrainResult:
+    """Train, save the weights from the main process, and report what happened (with the method's facts added
+    by the caller)."""
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    save_trained(trainer, job.output_dir, scratch_for(job.output_dir), **save_kwargs)
+    return TrainResult(
+        examples=examples,
+        epochs=job.training.epochs,
+        steps=trainer.state.global_step,
+        seconds=seconds,
+        losses=[entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        tokens=int(trainer.state.num_input_tokens_seen) or None,
+    )
 
 
 def world_size() -> int:

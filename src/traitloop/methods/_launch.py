@@ -1,13 +1,13 @@
 """One generation's training on several processes (one per GPU) through ``accelerate launch``.
 
-The loop itself stays in one process; only the train stage fans out. The stage's call is written to a job
-file, ``accelerate launch`` starts ``training.processes`` copies of this module, each rebuilds the same call,
+The loop itself stays in one process; only the train stage fans out. The stage's :class:`TrainJob` is written to
+a job file, ``accelerate launch`` starts ``training.processes`` copies of this module, each reads the same job,
 and the trainer (TRL over transformers' Trainer, which runs on accelerate) trains data-parallel: each
 process takes ``batch_size / processes`` of every batch and the gradients are averaged, so a step sees the
 same global batch as on one process. Rank 0 saves the weights and writes the result; its progress lines are
 relayed to the caller's ``on_step``.
 
-    python -m traitloop.train._launch JOB.json      # what each launched process runs
+    python -m traitloop.methods._launch JOB.json      # what each launched process runs
 """
 
 from __future__ import annotations
@@ -21,61 +21,36 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import torch
 
-from traitloop.config import DpoConfig, TrainingConfig
+from traitloop._atomic import atomic_write_text
 from traitloop.errors import UserError
-from traitloop.train._common import TrainResult, rank
-from traitloop.train._files import train_from_file
+from traitloop.methods._train import OnStep, TrainJob, TrainResult, rank
 
 STEP_MARK = "traitloop-step"
 
 
 def train_launched(
-    method: str,
-    base: str,
-    data: Path,
-    processes: int,
-    kwargs: dict[str, Any],
-    dpo: DpoConfig | None = None,
-    log: Path | None = None,
+    job: TrainJob, processes: int, on_step: OnStep | None = None, log: Path | None = None
 ) -> TrainResult:
-    """Train through ``accelerate launch`` with ``processes`` processes: GPUs when CUDA is there, else CPU
-    processes talking over gloo. ``kwargs`` are :func:`train_from_file`'s; the launcher's output goes to
-    ``log`` (by default next to the weights), and a failure raises a UserError with the worker's error."""
-    output_dir = Path(kwargs["output_dir"])
-    job = output_dir.with_name(output_dir.name + ".job.json")
-    result_file = job.with_suffix(".result.json")
+    """Train ``job`` through ``accelerate launch`` with ``processes`` processes: GPUs when CUDA is there, else
+    CPU processes talking over gloo. The launcher's output goes to ``log`` (by default next to the weights), and
+    a failure raises a UserError with the worker's error."""
+    output_dir = job.output_dir
+    job_file = output_dir.with_name(output_dir.name + ".job.json")
+    result_file = job_file.with_suffix(".result.json")
     result_file.unlink(missing_ok=True)
-    kwargs = dict(kwargs)
-    on_step = kwargs.pop("on_step", None)
-    job.write_text(json.dumps(_job(method, base, data, kwargs, dpo, result_file), indent=1))
+    atomic_write_text(job_file, json.dumps({"job": job.model_dump(mode="json"), "result": str(result_file)}, indent=1))
     log = log or output_dir.with_name(output_dir.name + ".launch.log")
-    _run_launcher(_launch_command(processes, job), processes, log, on_step)
+    _run_launcher(_launch_command(processes, job_file), processes, log, on_step)
     result = TrainResult(**json.loads(result_file.read_text()))
-    job.unlink()
+    job_file.unlink()
     result_file.unlink()
     return result
-
-
-def _job(
-    method: str, base: str, data: Path, kwargs: dict[str, Any], dpo: DpoConfig | None, result: Path
-) -> dict[str, Any]:
-    plain = {k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items() if k != "config"}
-    return {
-        "method": method,
-        "base": base,
-        "data": str(data),
-        "config": kwargs["config"].model_dump(),
-        "dpo": dpo.model_dump() if dpo else None,
-        "kwargs": plain,
-        "result": str(result),
-    }
 
 
 def _launch_command(processes: int, job: Path) -> list[str]:
@@ -85,11 +60,11 @@ def _launch_command(processes: int, job: Path) -> list[str]:
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_machines", "1", "--num_processes", str(processes),
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-        "-m", "traitloop.train._launch", str(job),
+        "-m", "traitloop.methods._launch", str(job),
     ]  # fmt: skip
 
 
-def _run_launcher(command: list[str], processes: int, log: Path, on_step: Callable[[int, int], None] | None) -> None:
+def _run_launcher(command: list[str], processes: int, log: Path, on_step: OnStep | None) -> None:
     """Run the launcher, its output to ``log`` except rank 0's step lines. This process's torch threads
     (its share of the machine, e.g. a Ray task's CPUs) are split among the launched processes. If this process
     is interrupted (Ctrl-C, SIGTERM, any error) the launcher and every worker are stopped before it goes on."""
@@ -175,22 +150,12 @@ def _print_step(step: int, total: int) -> None:
 
 def main(job_path: str) -> None:
     """Run one launched process's share of the job; rank 0 writes the result."""
-    job = json.loads(Path(job_path).read_text())
-    kwargs = dict(job["kwargs"])
-    for name in ("output_dir", "start_from", "log_dir"):
-        if kwargs.get(name) is not None:
-            kwargs[name] = Path(kwargs[name])
-    result = train_from_file(
-        job["method"],
-        job["base"],
-        Path(job["data"]),
-        config=TrainingConfig.model_validate(job["config"]),
-        dpo=DpoConfig.model_validate(job["dpo"]) if job["dpo"] else None,
-        on_step=_print_step if rank() == 0 else None,
-        **kwargs,
-    )
+    from traitloop.methods import train_job  # the registry imports this module
+
+    spec = json.loads(Path(job_path).read_text())
+    result = train_job(TrainJob.model_validate(spec["job"]), on_step=_print_step if rank() == 0 else None)
     if rank() == 0:
-        Path(job["result"]).write_text(json.dumps(dataclasses.asdict(result)))
+        Path(spec["result"]).write_text(json.dumps(dataclasses.asdict(result)))
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
