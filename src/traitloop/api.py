@@ -1,8 +1,9 @@
-"""The Python API, mirroring the CLI: ``run``, ``status``, ``judge_file``, ``report``, ``verdict``, ``sweep``,
-``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``."""
+"""The Python API, mirroring the CLI: ``run``, ``status``, ``evaluate``, ``judge_file``, ``report``, ``verdict``,
+``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,15 @@ from traitloop.errors import UserError
 from traitloop.judge import Agreement, Judge, agreement, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._files import read_items, score_rows
 from traitloop.judge._specs import judge_label, parse_judge_option, server_judge
-from traitloop.loop import RunFolder, open_run_folder, run_experiment
+from traitloop.loop import RunFolder, evaluate_run, open_run_folder, run_experiment
+from traitloop.loop._evals import question_sets
 from traitloop.loop._progress import quiet_libraries
 from traitloop.loop._rundir import generation_label
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
 from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
-from traitloop.traits import load_conversations, load_trait
+from traitloop.traits import load_conversations, load_prompt_pool, load_trait
 
 
 def run(
@@ -41,6 +43,43 @@ def run(
     folder = Path(output) if output else Path("runs") / (config.name or "run")
     run_experiment(config, folder, force=force, console=console)
     return folder
+
+
+def evaluate(
+    run_dir: Path,
+    questions: Path,
+    name: str,
+    generations: str | list[int | None] = "all",
+    contexts: list[str] | None = None,
+    force: bool = False,
+    console: Console | None = None,
+) -> Path:
+    """Evaluate finished generations of a run on the questions in ``questions`` (a prompt file: JSONL, JSON list,
+    CSV or Parquet), in each of ``contexts`` (default: none), without retraining; stored in the run's
+    ``evals/NAME[@context]/`` and included in its summary, report and verdict. ``generations``: ``all``, a list,
+    or text such as ``base,0,3``."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise UserError(f"bad --name {name!r}: lowercase letters, digits, _ and - (it names a folder under evals/)")
+    config = open_run_folder(run_dir).config
+    sets = question_sets(name, load_prompt_pool(Path(questions)), contexts or [], config)
+    chosen = parse_generations(generations) if isinstance(generations, str) else generations
+    evaluate_run(Path(run_dir), sets, chosen, force=force, console=console)
+    return Path(run_dir) / "evals"
+
+
+def parse_generations(text: str) -> list[int | None] | None:
+    """``all`` (None: every current generation) or a comma-separated list such as ``base,0,3``."""
+    if text.strip() == "all":
+        return None
+    chosen: list[int | None] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "base":
+            chosen.append(None)
+        elif part.isdigit():
+            chosen.append(int(part))
+        else:
+            raise UserError(f"bad --generations {text!r}: expected 'all' or a list such as base,0,3")
+    return chosen
 
 
 def _stage_state(run: RunFolder, stage: str) -> str:

@@ -1,5 +1,5 @@
-"""The ``traitloop`` command line: run | status | judge | report | verdict | sweep | calibrate | models; thin calls
-into the API."""
+"""The ``traitloop`` command line: run | status | eval | judge | report | verdict | sweep | calibrate | models; thin
+calls into the API."""
 
 from __future__ import annotations
 
@@ -70,6 +70,28 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
     for row in rows:
         table.add_row(*(str(row[key]) for key in ("cycle", "data", "train", "eval", "trait", "coherence", "trained")))
     console.print(table)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    questions: Annotated[Path, typer.Option(help="Questions: JSONL, a JSON list, CSV or Parquet.")],
+    name: Annotated[str, typer.Option(help="Name of this eval set (its folder under evals/).")],
+    generations: Annotated[str, typer.Option(help="'all', or a list such as base,0,3.")] = "all",
+    contexts: Annotated[
+        str, typer.Option(help="Contexts to ask in, comma-separated: none, neutral_system, multi_turn, ...")
+    ] = "none",
+    force: Annotated[bool, typer.Option(help="Redo an eval set made with other questions or settings.")] = False,
+) -> None:
+    """Evaluate finished generations on new questions or contexts, without retraining."""
+    try:
+        folder = api.evaluate(
+            run_dir, questions, name, generations, [c.strip() for c in contexts.split(",") if c.strip()], force,
+            console=console,
+        )  # fmt: skip
+    except UserError as error:
+        _fail(error)
+    console.print(f"done: {folder}")
 
 
 @app.command()

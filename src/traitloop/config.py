@@ -129,6 +129,10 @@ class TrainingConfig(_Section):
         return self
 
 
+MAIN_SUITE = "narrow"  # the suite every generation's main evaluation asks (the trait's eval_questions)
+NO_CONTEXT = "none"  # the question alone, with no turns before it
+
+
 class EvaluationConfig(_Section):
     """How each generation (and the base model) is measured on the trait's held-out eval questions."""
 
@@ -138,6 +142,40 @@ class EvaluationConfig(_Section):
     max_new_tokens: int = Field(160, ge=1)
     batch_size: int = Field(64, ge=1)
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples for the 95% bootstrap CIs.")
+    suites: list[str] = Field(
+        default_factory=list,
+        description="More of the trait's eval suites to ask every generation, besides its main one (narrow): e.g. "
+        "[broad], everyday questions unrelated to the trait, to see whether it persists beyond its prompts.",
+    )
+    contexts: list[str] = Field(
+        default_factory=list,
+        description="Conversation contexts to ask every suite in too, besides none (the question alone): built in "
+        "are neutral_system (a plain system prompt) and multi_turn (after a few turns of unrelated chat); more "
+        "from context_file.",
+    )
+    context_file: Path | None = Field(
+        None, description="A YAML file of your own contexts: {name: [{role: ..., content: ...}, ...], ...}."
+    )
+
+    @field_validator("suites", "contexts")
+    @classmethod
+    def _distinct_names(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", n)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a name: lowercase letters, digits, _ and - (it names a folder)")
+        if len(set(names)) != len(names):
+            raise ValueError("names must be distinct")
+        return names
+
+    def eval_sets(self) -> list[tuple[str, str, str]]:
+        """(name, suite, context) of every evaluation beyond the main one (the narrow suite, no context); the
+        name is the folder under evals/: the suite, with ``@context`` when asked in one."""
+        sets = []
+        for suite in [MAIN_SUITE, *self.suites]:
+            for context in [NO_CONTEXT, *self.contexts]:
+                if (suite, context) != (MAIN_SUITE, NO_CONTEXT):
+                    sets.append((suite if context == NO_CONTEXT else f"{suite}@{context}", suite, context))
+        return sets
 
 
 DPO_DEFAULT_LEARNING_RATE = 1e-4  # DPO's gradients scale with beta; SFT's 1e-3 on LoRA overshoots within an epoch
@@ -354,6 +392,10 @@ class ExperimentConfig(_Section):
                     raise ValueError(
                         f"the {section} section applies only with method: {other.name} (method is {self.method})"
                     )
+        if not method.chat and (self.evaluation.suites or self.evaluation.contexts):
+            raise ValueError(
+                f"evaluation.suites and contexts are chat questions; method {self.method} continues documents"
+            )
         if self.method == "sdf" and self.judge.trait.kind == "openai":
             raise ValueError("server trait judges score chat answers; method sdf uses the embedded SDF judge")
         if self.generation.backend != "local" and self.training.full_finetune:
@@ -537,6 +579,9 @@ def resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
         value = getattr(config, name)
         if value is not None and not value.is_absolute() and not _exists(value):
             updates[name] = base / value
+    context_file = config.evaluation.context_file
+    if context_file is not None and not context_file.is_absolute() and not _exists(context_file):
+        updates["evaluation"] = config.evaluation.model_copy(update={"context_file": base / context_file})
     trait_path = Path(config.trait)
     if trait_path.suffix in {".yaml", ".yml"} and not trait_path.is_absolute() and not _exists(trait_path):
         updates["trait"] = str(base / trait_path)

@@ -21,9 +21,10 @@ import pandas as pd
 from rich.console import Console
 
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
-from traitloop.config import ExperimentConfig, config_to_dict
+from traitloop.config import MAIN_SUITE, NO_CONTEXT, ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
 from traitloop.generate import SamplingParams
+from traitloop.loop._evals import EvalSet, config_eval_sets
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._lock import RunLock
 from traitloop.loop._precision import note_precision, stage_precision
@@ -39,13 +40,18 @@ from traitloop.loop._rundir import (
     TRAIN_DATA,
     WEIGHTS,
     Manifest,
+    RunFolder,
     content_hash,
     cycle_dir_name,
     environment,
+    eval_set_of,
     generation_label,
+    open_run_folder,
     planned_stages,
     save_config,
     stage_cycle,
+    stage_folder,
+    stage_kind,
     supersede,
 )
 from traitloop.loop._trackers import CycleLogger
@@ -61,13 +67,14 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     """The config values a stage depends on, by field name, so a change can be reported by name."""
     c = config_to_dict(run.config)
     cycle = stage_cycle(stage)
-    kind = stage.split("/")[1]
+    kind = stage_kind(stage)
     if kind == "eval":
         fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
         backend = backend_inputs(run)
         if backend:
             fields["generation"] = backend
         fields.update(run.seed_set.eval_inputs)  # sdf evaluates document prefixes, not the chat questions
+        fields.update(run.eval_set(stage).inputs())
         return {"model": c["model"], **fields} if cycle is None else fields
     if kind == "train":
         return _train_inputs(run, cycle)
@@ -103,7 +110,7 @@ def _changed_fields(recorded: dict[str, Any], planned: dict[str, Any]) -> list[s
 def _check_config_unchanged(run: Run, force: bool) -> None:
     """Refuse to mix results of two configs in one run folder; with ``force``, redo from the first change."""
     first_changed: tuple[int, str, list[str]] | None = None
-    for index, stage in enumerate(planned_stages(run.config.cycles)):
+    for index, stage in enumerate(planned_stages(run.config.cycles, list(run.eval_sets))):
         record = run.manifest.stages.get(stage)
         if record is None:
             continue
@@ -122,7 +129,10 @@ def _check_config_unchanged(run: Run, force: bool) -> None:
             f"affects {where} onward (stage {stage}). Use --force to redo from there, or a new --output."
         )
     run.console.print(f"[yellow]--force: {', '.join(changed)} changed; redoing from {stage}[/]")
-    superseded = planned_stages(max(run.config.cycles, _recorded_cycles(run.manifest)))[index:]
+    superseded = planned_stages(max(run.config.cycles, _recorded_cycles(run.manifest)), list(run.eval_sets))[index:]
+    redone = {stage_cycle(s) for s in superseded if stage_kind(s) == "train"} | ({None} if index == 0 else set())
+    superseded += [s for s in run.manifest.stages if eval_set_of(s) not in (None, *run.eval_sets)  # traitloop eval's
+                   and stage_cycle(s) in redone]  # fmt: skip
     moved = supersede(run.folder, superseded, run.manifest, f"--force: {', '.join(changed)} changed")
     if moved is not None:
         run.console.print(f"[yellow]the superseded outputs are kept in {moved}[/]")
@@ -136,7 +146,7 @@ def _recorded_cycles(manifest: Manifest) -> int:
 
 def _run_stage(run: Run, stage: str, upstream: dict[str, str], outputs: list[str], work) -> dict[str, Any]:
     """Run ``work()`` unless the stage is already done with these inputs; return the stage's record."""
-    folder = run.folder / stage.split("/")[0]
+    folder = run.folder / stage_folder(stage)
     inputs = {"config": _config_inputs(run, stage), "upstream": upstream}
     if run.manifest.is_done(stage, inputs, folder):
         return run.manifest.stages[stage]
@@ -203,9 +213,10 @@ def _build_data(run: Run, cycle: int) -> dict[str, Any]:
     return {"examples": len(rows), **facts}
 
 
-def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
-    """Evaluate the base model (``cycle=None``) or generation ``cycle``; write eval.jsonl and metrics.json."""
-    label = generation_label(cycle)
+def _evaluate(run: Run, cycle: int | None, eval_set: EvalSet) -> dict[str, Any]:
+    """Evaluate the base model (``cycle=None``) or generation ``cycle`` on ``eval_set``; write its eval.jsonl and
+    metrics.json in the stage's folder."""
+    stage = eval_set.stage(cycle)
     weights = None if cycle is None else run.weights(cycle)
     model, tokenizer = run.model(weights), run.tokenizer()
     base_model = model if weights is None or is_adapter(weights) else run.model()
@@ -215,16 +226,17 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
         top_p=config.top_p,
         max_new_tokens=config.max_new_tokens,
         batch_size=config.batch_size,
-        seed=run.stage_seed(f"{label}/eval"),
+        seed=run.stage_seed(stage),
     )
-    questions = run.seed_set.eval_prompts
-    name = "base model" if cycle is None else f"generation {cycle}"
-    with run.progress.task(f"evaluating {name}", len(questions) * config.eval_samples) as step:
+    name = ("base model" if cycle is None else f"generation {cycle}") + (
+        f" on {eval_set.name}" if eval_set.name else ""
+    )
+    with run.progress.task(f"evaluating {name}", len(eval_set.questions) * config.eval_samples) as step:
         records = evaluate_generation(
             run.generator(model, cycle),
             base_model,
             tokenizer,
-            questions,
+            eval_set,
             config.eval_samples,
             params,
             run.trait_judge,
@@ -233,20 +245,36 @@ def _evaluate(run: Run, cycle: int | None) -> dict[str, Any]:
             step,
             chat=run.chat,
         )
-    folder = run.folder / label
-    write_jsonl(folder / EVAL_FILE, [r.model_dump() for r in records])
+    folder = run.folder / stage_folder(stage)
+    write_jsonl(folder / EVAL_FILE, [r.model_dump(exclude_none=eval_set.name is None) for r in records])
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "cycle": cycle,
         "trait": run.trait.name,
         "trait_version": run.trait.version,
+        "suite": eval_set.suite,
+        "context": eval_set.context,
+        **({"eval_set": eval_set.name} if eval_set.name else {}),
         **metrics_from_records(records, config.bootstrap_resamples, run.config.seed),
     }
     if cycle is not None:
-        train = run.manifest.stages[f"{label}/train"]
+        train = run.manifest.stages[f"{cycle_dir_name(cycle)}/train"]
         metrics["training"] = {k: train[k] for k in (*TRAINING_FACTS, *run.method.facts) if k in train}
     atomic_write_json(folder / METRICS_FILE, metrics)
     return {}
+
+
+def _evaluate_generation(run: Run, cycle: int | None, eval_sets: list[EvalSet]) -> list[dict[str, Any]]:
+    """Run generation ``cycle``'s evaluation stages on ``eval_sets``; their metrics, in order."""
+    upstream = (
+        {"judges": run.judge_ids} if cycle is None else {"weights": run.weights_hash(cycle), "judges": run.judge_ids}
+    )
+    found = []
+    for eval_set in eval_sets:
+        stage = eval_set.stage(cycle)
+        _run_stage(run, stage, upstream, [EVAL_FILE, METRICS_FILE], lambda s=eval_set: _evaluate(run, cycle, s))
+        found.append(json.loads((run.folder / stage_folder(stage) / METRICS_FILE).read_text()))
+    return found
 
 
 def _summary_row(metrics: dict[str, Any], method_facts: tuple[str, ...]) -> dict[str, Any]:
@@ -254,6 +282,8 @@ def _summary_row(metrics: dict[str, Any], method_facts: tuple[str, ...]) -> dict
     training = metrics.get("training", {})
     return {
         "cycle": BASE if metrics["cycle"] is None else metrics["cycle"],
+        "suite": metrics.get("suite", MAIN_SUITE),
+        "context": metrics.get("context", NO_CONTEXT),
         "trait_mean": trait["mean"],
         "trait_ci_low": trait["ci_low"],
         "trait_ci_high": trait["ci_high"],
@@ -273,9 +303,13 @@ def _summary_row(metrics: dict[str, Any], method_facts: tuple[str, ...]) -> dict
 
 
 def _write_summary(run: Run) -> pd.DataFrame:
-    labels = [BASE] + [cycle_dir_name(c) for c in range(run.config.cycles + 1)]
+    """summary.csv: one row per generation and eval set (the main evaluation first), current results only."""
+    folder = RunFolder(run.folder, run.config, run.manifest)
     rows = [
-        _summary_row(json.loads((run.folder / label / METRICS_FILE).read_text()), run.method.facts) for label in labels
+        _summary_row(metrics, run.method.facts)
+        for eval_set in [None, *folder.eval_sets()]
+        for cycle in [None, *range(run.config.cycles + 1)]
+        if (metrics := folder.metrics(cycle, eval_set)) is not None
     ]
     table = pd.DataFrame(rows)
     atomic_write_text(run.folder / SUMMARY_FILE, table.to_csv(index=False))
@@ -285,6 +319,8 @@ def _write_summary(run: Run) -> pd.DataFrame:
 def _cycle_line(metrics: dict[str, Any], seconds: float) -> str:
     trait, coherence = metrics["trait"], metrics["coherence"]
     label = "base model" if metrics["cycle"] is None else f"generation {metrics['cycle']}"
+    if "eval_set" in metrics:
+        label = f"  {metrics['eval_set']}"
     trained = metrics.get("training", {}).get("examples")
     return (
         f"[bold]{label}[/]: trait {_fmt(trait['mean'])} [{_fmt(trait['ci_low'])}, {_fmt(trait['ci_high'])}]"
@@ -312,6 +348,7 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
         seed_set.pool, seed_set.eval_prompts, config.seed, config.cycles, config.samples_per_cycle,
         config.prompt_sampling,
     )  # fmt: skip
+    eval_sets = config_eval_sets(trait, config)
     base = resolve_model(config.model)
     return Run(
         config=config,
@@ -323,6 +360,8 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
         seed_set=seed_set,
         seed_hash=content_hash(seed_set.path),
         slices=slices,
+        main_eval=EvalSet(None, MAIN_SUITE if method.chat else "documents", NO_CONTEXT, seed_set.eval_prompts),
+        eval_sets=eval_sets,
         console=console,
         progress=StageProgress(console),
     )
@@ -357,18 +396,24 @@ def run_experiment(
         return _run_locked(run, force)
 
 
+def _report_generation(run: Run, cycle: int | None, started: float, tracker: CycleLogger) -> None:
+    """Evaluate generation ``cycle`` (main evaluation, then the config's eval sets) and print what it found."""
+    main, *others = _evaluate_generation(run, cycle, [run.main_eval, *run.eval_sets.values()])
+    run.console.print(_cycle_line(main, time.perf_counter() - started))
+    for metrics in others:
+        run.console.print(_cycle_line(metrics, 0.0).rsplit("  (", 1)[0])
+    tracker.log(main)
+
+
 def _run_locked(run: Run, force: bool) -> pd.DataFrame:
     """The run itself, while this process holds the run folder's lock."""
-    config, output, console = run.config, run.folder, run.console
+    config, output = run.config, run.folder
     _check_config_unchanged(run, force)
     note_precision(run)
     _write_run_header(run)
     tracker = CycleLogger(config.report_to, output, run.manifest.data["name"], config_to_dict(config))
     started = time.perf_counter()
-    _run_stage(run, f"{BASE}/eval", {"judges": run.judge_ids}, [EVAL_FILE, METRICS_FILE], lambda: _evaluate(run, None))
-    base_metrics = json.loads((output / BASE / METRICS_FILE).read_text())
-    console.print(_cycle_line(base_metrics, time.perf_counter() - started))
-    tracker.log(base_metrics)
+    _report_generation(run, None, started, tracker)
     for cycle in range(config.cycles + 1):
         started = time.perf_counter()
         label = cycle_dir_name(cycle)
@@ -382,15 +427,65 @@ def _run_locked(run: Run, force: bool) -> pd.DataFrame:
             upstream["weights"] = run.weights_hash(cycle - 1)
         outputs = [] if _is_control_seed(run, cycle) else [WEIGHTS]
         _run_stage(run, f"{label}/train", upstream, outputs, lambda c=cycle: _train(run, c))
-        _run_stage(
-            run,
-            f"{label}/eval",
-            {"weights": run.weights_hash(cycle), "judges": run.judge_ids},
-            [EVAL_FILE, METRICS_FILE],
-            lambda c=cycle: _evaluate(run, c),
-        )
-        metrics = json.loads((output / label / METRICS_FILE).read_text())
-        console.print(_cycle_line(metrics, time.perf_counter() - started))
-        tracker.log(metrics)
+        _report_generation(run, cycle, started, tracker)
     tracker.close()
     return _write_summary(run)
+
+
+def evaluate_run(
+    folder: Path,
+    eval_sets: dict[str, EvalSet],
+    generations: list[int | None] | None = None,
+    force: bool = False,
+    console: Console | None = None,
+) -> pd.DataFrame:
+    """Evaluate finished generations of the run in ``folder`` on more eval sets (``traitloop eval``), without
+    retraining: resumable and hash-checked like the run's own stages, stored in ``evals/<set>/``, and added to
+    its summary.csv. ``generations``: the base (None) and cycle numbers; default every current one."""
+    console = console or Console()
+    quiet_libraries()
+    config = open_run_folder(folder).config
+    run = _open_run(config, folder, console)
+    clash = sorted(set(eval_sets) & set(run.eval_sets))
+    if clash:
+        raise UserError(f"{folder} already evaluates {clash[0]!r} every generation (its config); pick another --name")
+    with RunLock(folder):
+        run.manifest = Manifest(folder / MANIFEST_FILE)
+        run.eval_sets.update(eval_sets)
+        finished = RunFolder(folder, config, run.manifest)
+        wanted = finished.current_generations() if generations is None else generations
+        unfinished = [generation_label(c) for c in wanted if not finished.generation_current(c)]
+        if unfinished:
+            raise UserError(
+                f"{folder}: {', '.join(unfinished)} has no current evaluation to build on; finish the run first "
+                "(traitloop run) or leave it out of --generations"
+            )
+        _check_eval_sets_unchanged(run, list(eval_sets), force)
+        for cycle in wanted:
+            for metrics in _evaluate_generation(run, cycle, list(eval_sets.values())):
+                label = "base model" if cycle is None else f"generation {cycle}"
+                console.print(_cycle_line(metrics, 0.0).rsplit("  (", 1)[0].replace("  ", f"{label} ", 1))
+        return _write_summary(run)
+
+
+def _check_eval_sets_unchanged(run: Run, names: list[str], force: bool) -> None:
+    """An eval set evaluated before with other questions, contexts or settings is refused, or redone with ``force``
+    (what it held is moved aside, as a forced run moves its stages)."""
+    changed = {}
+    for stage, record in run.manifest.stages.items():
+        if eval_set_of(stage) in names:
+            fields = _changed_fields(record["inputs"]["config"], _config_inputs(run, stage))
+            if fields:
+                changed[stage] = fields
+    if not changed:
+        return
+    first = next(iter(changed))
+    if not force:
+        raise UserError(
+            f"eval set {eval_set_of(first)!r} was made with other {', '.join(changed[first])} (stage {first}); use "
+            "--force to redo it, or another --name"
+        )
+    moved = supersede(run.folder, list(changed), run.manifest, "--force: the eval set changed")
+    run.console.print(f"[yellow]--force: redoing {len(changed)} evaluations; the old ones are kept in {moved}[/]")
+    for stage in changed:
+        run.manifest.forget(stage)

@@ -13,6 +13,7 @@ from traitloop.analysis._stats import summarize_scores
 from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words
+from traitloop.loop._evals import EvalSet
 from traitloop.models import base_view
 
 EVAL_SCHEMA_VERSION = 1
@@ -37,13 +38,16 @@ class EvalRecord(BaseModel):
     distinct_2: float
     base_nll: float | None
     perplexity: float | None
+    eval_set: str | None = None  # None: the generation's main evaluation
+    suite: str | None = None
+    context: str | None = None
 
 
 def evaluate_generation(
     generator: Generator,
     base_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    questions: list[str],
+    eval_set: EvalSet,
     samples: int,
     params: SamplingParams,
     trait_judge: Judge,
@@ -52,14 +56,15 @@ def evaluate_generation(
     on_answers: Callable[[int], None] | None = None,
     chat: bool = True,
 ) -> list[EvalRecord]:
-    """Sample ``samples`` answers per question from ``generator`` and score them; ``base_model`` gives perplexity.
+    """Sample ``samples`` answers per question of ``eval_set`` (in its context) from ``generator`` and score them;
+    ``base_model`` gives perplexity. The judges see the question and the answer, not the context before them.
 
     With ``chat=False`` (SDF) each "question" is a document prefix and the answer its raw continuation.
     """
+    questions = eval_set.questions
     asked = [(qi, s) for qi in range(len(questions)) for s in range(samples)]
     if chat:
-        chats = [[{"role": "user", "content": questions[qi]}] for qi, _ in asked]
-        answers = generator.generate(chats, params, on_answers)
+        answers = generator.generate(eval_set.chats([questions[qi] for qi, _ in asked]), params, on_answers)
     else:
         answers = generator.complete([questions[qi] for qi, _ in asked], params, on_answers)
     items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
@@ -85,6 +90,11 @@ def evaluate_generation(
             distinct_2=round(distinct_n(item.answer, 2), 4),
             base_nll=None if math.isnan(n) else round(n, 4),
             perplexity=None if math.isnan(n) else round(math.exp(n), 3),
+            **(
+                {"eval_set": eval_set.name, "suite": eval_set.suite, "context": eval_set.context}
+                if eval_set.name
+                else {}
+            ),
         )
         for (qi, s), item, t, c, n in zip(asked, items, traits, coherence, nlls, strict=True)
     ]

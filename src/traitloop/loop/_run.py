@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,9 @@ from traitloop.config import ExperimentConfig
 from traitloop.generate import Generator, LocalGenerator, SamplingParams, server_generator, vllm_generator
 from traitloop.judge import Judge, OpenAIJudge, embedded_coherence_judge, embedded_coherence_judge_id
 from traitloop.judge._specs import server_judge
+from traitloop.loop._evals import EvalSet
 from traitloop.loop._progress import StageProgress
-from traitloop.loop._rundir import BASE, TRAIN, WEIGHTS, Manifest, cycle_dir_name, stage_seed, weights_id
+from traitloop.loop._rundir import BASE, TRAIN, WEIGHTS, Manifest, cycle_dir_name, eval_set_of, stage_seed, weights_id
 from traitloop.methods import Method, SeedSet
 from traitloop.models import Precision, load_model, load_tokenizer, resolve_precision
 from traitloop.traits import TraitSpec
@@ -34,8 +35,15 @@ class Run:
     seed_set: SeedSet
     seed_hash: str
     slices: list[list[str]]  # per cycle 1..N: prompts (chat methods) or document prefixes (sdf)
+    main_eval: EvalSet
     console: Console
     progress: StageProgress
+    eval_sets: dict[str, EvalSet] = field(default_factory=dict)  # by name: the config's, then traitloop eval's
+
+    def eval_set(self, stage: str) -> EvalSet:
+        """What an evaluation stage asks: the main evaluation, or the eval set its name says."""
+        name = eval_set_of(stage)
+        return self.main_eval if name is None else self.eval_sets[name]
 
     def method_for(self, cycle: int) -> Method:
         """The method that makes and trains cycle ``cycle`` (DPO seeded by SFT hands cycle 0 to SFT)."""

@@ -40,6 +40,7 @@ MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.csv"
 LOCK_FILE = ".traitloop.lock"
 SUPERSEDED = "superseded"
+EVALS = "evals"  # evals/<set>/<generation>/: a generation evaluated on another suite, context or question file
 TRAIN_DATA = "train.jsonl"
 SAMPLES_FILE = "samples.jsonl"  # every self-generated sample and its scores, when a cycle's answers are filtered
 WEIGHTS = "adapter"
@@ -63,10 +64,32 @@ def generation_label(cycle: int | None) -> str:
     return BASE if cycle is None else cycle_dir_name(cycle)
 
 
+def stage_folder(stage: str) -> str:
+    """The folder a stage writes in, relative to the run: ``cycle_003`` for ``cycle_003/train``,
+    ``evals/broad/cycle_003`` for ``evals/broad/cycle_003/eval``."""
+    return stage.rsplit("/", 1)[0]
+
+
+def stage_kind(stage: str) -> str:
+    """``data``, ``train`` or ``eval``."""
+    return stage.rsplit("/", 1)[1]
+
+
 def stage_cycle(stage: str) -> int | None:
     """The cycle a stage name such as ``cycle_003/train`` belongs to; None for the base model's stages."""
-    folder = stage.split("/")[0]
-    return None if folder == BASE else int(folder.removeprefix("cycle_"))
+    label = stage_folder(stage).rsplit("/", 1)[-1]
+    return None if label == BASE else int(label.removeprefix("cycle_"))
+
+
+def eval_set_stage(name: str, cycle: int | None) -> str:
+    """The stage evaluating generation ``cycle`` (None: the base model) on the eval set ``name``."""
+    return f"{EVALS}/{name}/{generation_label(cycle)}/eval"
+
+
+def eval_set_of(stage: str) -> str | None:
+    """The eval set a stage evaluates on (None: the run's main evaluation, or not an evaluation)."""
+    parts = stage.split("/")
+    return parts[1] if parts[0] == EVALS else None
 
 
 def stage_seed(seed: int, stage: str) -> int:
@@ -80,11 +103,13 @@ def weights_id(record: dict[str, Any]) -> str:
     return record.get("outputs", {}).get(WEIGHTS, BASE)
 
 
-def planned_stages(cycles: int) -> list[str]:
-    """Every stage of a run with ``cycles`` cycles, in the order the loop runs them."""
-    stages = [f"{BASE}/eval"]
+def planned_stages(cycles: int, eval_sets: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Every stage of a run with ``cycles`` cycles, in the order the loop runs them: each generation's main
+    evaluation is followed by its evaluations on the config's ``eval_sets``."""
+    stages = [f"{BASE}/eval", *(eval_set_stage(name, None) for name in eval_sets)]
     for cycle in range(cycles + 1):
         stages += [f"{cycle_dir_name(cycle)}/{kind}" for kind in STAGE_KINDS]
+        stages += [eval_set_stage(name, cycle) for name in eval_sets]
     return stages
 
 
@@ -210,8 +235,8 @@ def supersede(folder: Path, stages: list[str], manifest: Manifest, reason: str) 
         return None
     target = folder / SUPERSEDED / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     for stage in recorded:
-        label, kind = stage.split("/")
-        whole = kind == "data" or label == BASE
+        label, kind = stage_folder(stage), stage_kind(stage)
+        whole = kind == "data" or label == BASE or eval_set_of(stage) is not None
         names = [label] if whole else [f"{label}/{name}" for name in manifest.stages[stage].get("outputs", {})]
         if kind == "eval" and not whole:
             names.append(f"{label}/{METRICS_FILE}")
@@ -251,10 +276,10 @@ class RunFolder:
         cycle = stage_cycle(stage)
         if not record or record.get("status") != "done" or (cycle is not None and cycle > self.config.cycles):
             return False
-        if not outputs_intact(self.folder / stage.split("/")[0], record):
+        if not outputs_intact(self.folder / stage_folder(stage), record):
             return False
         upstream = record.get("inputs", {}).get("upstream", {})
-        for key, (offset, kind, output) in _UPSTREAM_SOURCES.get(stage.split("/")[1], {}).items():
+        for key, (offset, kind, output) in _UPSTREAM_SOURCES.get(stage_kind(stage), {}).items():
             if key not in upstream:
                 continue
             source = f"{cycle_dir_name((cycle or 0) + offset)}/{kind}"
@@ -262,22 +287,33 @@ class RunFolder:
                 return False
         return True
 
-    def generation_current(self, cycle: int | None) -> bool:
-        """Whether generation ``cycle`` (None: the base model) has a current evaluation."""
-        return self.stage_current(f"{generation_label(cycle)}/eval")
+    def _eval_stage(self, cycle: int | None, eval_set: str | None) -> str:
+        return f"{generation_label(cycle)}/eval" if eval_set is None else eval_set_stage(eval_set, cycle)
 
-    def current_generations(self) -> list[int | None]:
-        """The generations with a current evaluation, base model first."""
-        return [c for c in [None, *range(self.config.cycles + 1)] if self.generation_current(c)]
+    def generation_current(self, cycle: int | None, eval_set: str | None = None) -> bool:
+        """Whether generation ``cycle`` (None: the base model) has a current evaluation (on ``eval_set``; None:
+        the main one)."""
+        return self.stage_current(self._eval_stage(cycle, eval_set))
 
-    def eval_path(self, cycle: int | None) -> Path:
-        return self.folder / generation_label(cycle) / EVAL_FILE
+    def current_generations(self, eval_set: str | None = None) -> list[int | None]:
+        """The generations with a current evaluation (on ``eval_set``), base model first."""
+        return [c for c in [None, *range(self.config.cycles + 1)] if self.generation_current(c, eval_set)]
 
-    def metrics(self, cycle: int | None) -> dict[str, Any] | None:
-        """A generation's ``metrics.json``, or None when its evaluation is not current."""
-        if not self.generation_current(cycle):
+    def eval_sets(self) -> list[str]:
+        """The eval sets of this run: the config's, then any others evaluated later (``traitloop eval``)."""
+        configured = [name for name, _, _ in self.config.evaluation.eval_sets()]
+        recorded = sorted({name for name in map(eval_set_of, self.manifest.stages) if name is not None})
+        return configured + [name for name in recorded if name not in configured]
+
+    def eval_path(self, cycle: int | None, eval_set: str | None = None) -> Path:
+        return self.folder / stage_folder(self._eval_stage(cycle, eval_set)) / EVAL_FILE
+
+    def metrics(self, cycle: int | None, eval_set: str | None = None) -> dict[str, Any] | None:
+        """A generation's ``metrics.json`` (on ``eval_set``), or None when that evaluation is not current."""
+        if not self.generation_current(cycle, eval_set):
             return None
-        return json.loads((self.folder / generation_label(cycle) / METRICS_FILE).read_text(encoding="utf-8"))
+        path = self.folder / stage_folder(self._eval_stage(cycle, eval_set)) / METRICS_FILE
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def ignored_generations(self) -> list[str]:
         """Generation folders holding an evaluation that is not current (superseded or beyond ``cycles``)."""
@@ -287,7 +323,8 @@ class RunFolder:
 
     def is_complete(self) -> bool:
         """Every stage of the config is current and the summary table is written."""
-        stages_current = all(self.stage_current(s) for s in planned_stages(self.config.cycles))
+        configured = [name for name, _, _ in self.config.evaluation.eval_sets()]
+        stages_current = all(self.stage_current(s) for s in planned_stages(self.config.cycles, configured))
         return stages_current and (self.folder / SUMMARY_FILE).is_file()
 
 

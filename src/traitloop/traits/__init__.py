@@ -1,5 +1,6 @@
 """Trait specs, seed conversations and the prompt pool: the versioned data an experiment is built from."""
 
+from traitloop.traits._contexts import load_context
 from traitloop.traits._data import (
     Conversation,
     load_conversations,
@@ -18,6 +19,7 @@ __all__ = [
     "TextAnchor",
     "TraitSpec",
     "builtin_traits",
+    "load_context",
     "load_conversations",
     "load_documents",
     "load_prompt_pool",
