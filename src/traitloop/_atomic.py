@@ -84,12 +84,22 @@ def atomic_folder(target: Path, is_current: Callable[[Path], bool] = lambda _: T
         raise
 
 
-def _publish_folder(staging: Path, target: Path, is_current: Callable[[Path], bool]) -> None:
-    """Rename ``staging`` to ``target`` under an exclusive lock on their folder, so no process can move aside
-    a ``target`` another has just published after finding the one before it stale."""
-    folder = os.open(target.parent, os.O_RDONLY)
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` among processes (``flock`` on the folder itself: no lock file is left
+    behind, and the kernel releases it when its process dies)."""
+    handle = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes, also if the process dies
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _publish_folder(staging: Path, target: Path, is_current: Callable[[Path], bool]) -> None:
+    """Rename ``staging`` to ``target`` under a lock on their folder, so no process can move aside a ``target``
+    another has just published after finding the one before it stale."""
+    with folder_lock(target.parent):
         if target.exists():
             if is_current(target):  # another process published it first: built from the same inputs, the same
                 shutil.rmtree(staging)
@@ -98,5 +108,3 @@ def _publish_folder(staging: Path, target: Path, is_current: Callable[[Path], bo
             os.rename(target, aside / target.name)
             shutil.rmtree(aside)
         os.rename(staging, target)
-    finally:
-        os.close(folder)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from traitloop._atomic import folder_lock
 from traitloop.models import cache_dir
 
 _SCHEMA = """
@@ -51,7 +52,9 @@ class JudgementCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        with self._lock, self._db:
+        # Switching to WAL takes an exclusive lock SQLite does not wait for: processes opening a new cache at
+        # once (a sweep's runs) set it up one at a time.
+        with folder_lock(self.path.parent), self._lock, self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
 

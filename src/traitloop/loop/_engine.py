@@ -69,7 +69,9 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     cycle = stage_cycle(stage)
     kind = stage_kind(stage)
     if kind == "eval":
-        fields = {"trait": run.trait_ref, "evaluation": c["evaluation"], "seed": c["seed"]}
+        # which suites and contexts the run also asks are the eval sets' own inputs, not the main evaluation's
+        evaluation = {k: v for k, v in c["evaluation"].items() if k not in ("suites", "contexts", "context_file")}
+        fields = {"trait": run.trait_ref, "evaluation": evaluation, "seed": c["seed"]}
         backend = backend_inputs(run)
         if backend:
             fields["generation"] = backend
