@@ -13,8 +13,7 @@ import numpy as np
 
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import parse_config
-from traitloop.loop._evaluate import EvalRecord
-from traitloop.loop._rundir import EVAL_FILE, TRAIN_DATA, WEIGHTS, Manifest, content_hash, save_config
+from traitloop.loop._rundir import EVAL_FILE, TRAIN_DATA, WEIGHTS, EvalRecord, Manifest, content_hash, save_config
 
 
 def write_run(

@@ -4,6 +4,7 @@ aside, newer record versions are refused, and one process at a time works on a r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,28 @@ def test_a_second_process_is_refused_at_once_naming_the_holder(tiny_model, tmp_p
     finally:
         holder.kill()
         holder.wait()
+
+
+CLI_REFUSED = """
+import sys
+from typer.testing import CliRunner
+from traitloop.cli import app
+result = CliRunner().invoke(app, ["run", sys.argv[1], "--output", sys.argv[2]])
+print(result.exit_code, "torch" in sys.modules, result.output.replace("\\n", " "))
+"""
+
+
+def test_the_command_line_refuses_a_held_run_folder_before_loading_torch(tiny_model, tmp_path):
+    """The refusal comes before the seconds-long imports of torch and transformers, so it is at once."""
+    output, config = tmp_path / "run", tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tiny_model)))
+    with RunLock(output):
+        refused = subprocess.run(
+            [sys.executable, "-c", CLI_REFUSED, str(config), str(output)], capture_output=True, text=True, timeout=120
+        )
+    code, torch_loaded, message = refused.stdout.strip().split(" ", 2)
+    assert (code, torch_loaded) == ("2", "False"), refused.stdout + refused.stderr
+    assert f"in use by process {os.getpid()}" in " ".join(message.split())
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(tiny_model, tmp_path, capsys):

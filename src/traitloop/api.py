@@ -12,7 +12,7 @@ from rich.console import Console
 
 from traitloop._atomic import write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_run, write_report
-from traitloop.config import ExperimentConfig, load_config
+from traitloop.config import ExperimentConfig, default_run_folder, load_config
 from traitloop.errors import UserError
 from traitloop.judge import Agreement, Judge, agreement, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._files import read_items, score_rows
@@ -40,7 +40,7 @@ def run(
         config = load_config(Path(config), overrides)
     elif overrides:
         raise UserError("overrides apply to a config file; change the ExperimentConfig object directly instead")
-    folder = Path(output) if output else Path("runs") / (config.name or "run")
+    folder = Path(output) if output else default_run_folder(config.name)
     run_experiment(config, folder, force=force, console=console)
     return folder
 

@@ -4,17 +4,21 @@ calls into the API."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from traitloop import api
-from traitloop.analysis import Thresholds
+from traitloop.config import apply_overrides, default_run_folder, read_yaml
 from traitloop.errors import UserError
-from traitloop.sweep import RunOutcome
+from traitloop.loop._lock import refuse_if_held
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from traitloop.sweep import RunOutcome
 
 app = typer.Typer(help="Does self-training amplify a behavioural trait?", no_args_is_help=True)
 models_app = typer.Typer(help="Models traitloop can use without a model hub.", no_args_is_help=True)
@@ -37,6 +41,24 @@ app.add_typer(sweep_app, name="sweep")
 console = Console()
 
 
+def _api() -> ModuleType:
+    """The API, imported when a command runs: it loads torch and transformers (seconds), which a command that
+    can answer at once (a run folder another process holds) should not wait for."""
+    from traitloop import api
+
+    return api
+
+
+def _default_output(config: Path, overrides: list[str]) -> Path:
+    """The run folder a config names, read without validating it (validation comes with the run)."""
+    try:
+        data = apply_overrides(read_yaml(config) or {}, overrides)
+    except (UserError, AttributeError, TypeError, ValueError):
+        data = {}
+    name = data.get("name") if isinstance(data, dict) else None
+    return default_run_folder(name if isinstance(name, str) else None)
+
+
 def _fail(error: UserError) -> None:
     console.print(f"[red]error:[/] {error}", highlight=False)
     raise typer.Exit(2)
@@ -51,7 +73,8 @@ def run(
 ) -> None:
     """Run an experiment, or resume it where it stopped."""
     try:
-        folder = api.run(config, output=output, overrides=set_, force=force, console=console)
+        refuse_if_held(output or _default_output(config, set_))
+        folder = _api().run(config, output=output, overrides=set_, force=force, console=console)
     except UserError as error:
         _fail(error)
     console.print(f"done: {folder}")
@@ -61,7 +84,7 @@ def run(
 def status(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """Which stages of a run are done, with each generation's trait and coherence."""
     try:
-        rows = api.status(run_dir)
+        rows = _api().status(run_dir)
     except UserError as error:
         _fail(error)
     table = Table(title=str(run_dir))
@@ -85,7 +108,7 @@ def eval_(
 ) -> None:
     """Evaluate finished generations on new questions or contexts, without retraining."""
     try:
-        folder = api.evaluate(
+        folder = _api().evaluate(
             run_dir, questions, name, generations, [c.strip() for c in contexts.split(",") if c.strip()], force,
             console=console,
         )  # fmt: skip
@@ -112,11 +135,11 @@ def judge(
     judges = [j for j in judge_.split(",") if j.strip()]
     try:
         if agreement:
-            results = api.judge_agreement(trait, input, judges, output, model=model, api_key_env=api_key_env)
+            results = _api().judge_agreement(trait, input, judges, output, model=model, api_key_env=api_key_env)
         elif output is None:
             raise UserError("--output is needed to write the scores (or pass --agreement to compare judges)")
         else:
-            count = api.judge_file(trait, input, output, model=model, judges=judges, api_key_env=api_key_env)
+            count = _api().judge_file(trait, input, output, model=model, judges=judges, api_key_env=api_key_env)
     except UserError as error:
         _fail(error)
     if not agreement:
@@ -153,9 +176,11 @@ def report(
     late_cycle: LateCycle = 4,
 ) -> None:
     """Write an HTML report with the verdict, statistics, plots and a sample browser."""
+    from traitloop.analysis import Thresholds
+
     thresholds = Thresholds(delta=delta, slope=slope, late_cycle=late_cycle)
     try:
-        written = api.report(runs, output=output, compare=compare, thresholds=thresholds)
+        written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
     except UserError as error:
         _fail(error)
     for verdict in written.comparison.runs:
@@ -173,7 +198,9 @@ def verdict(
 ) -> None:
     """Did the trait amplify, decay or stay put? Each test with its value and threshold."""
     try:
-        result = api.verdict(run_dir, Thresholds(delta=delta, slope=slope, late_cycle=late_cycle))
+        from traitloop.analysis import Thresholds
+
+        result = _api().verdict(run_dir, Thresholds(delta=delta, slope=slope, late_cycle=late_cycle))
     except UserError as error:
         _fail(error)
     if json_:
@@ -194,7 +221,7 @@ def models_list() -> None:
     table = Table()
     for column in ("name", "cached", "source"):
         table.add_column(column)
-    for name, cached, description in api.list_models():
+    for name, cached, description in _api().list_models():
         table.add_row(name, "yes" if cached else "no", description)
     console.print(table)
 
@@ -203,7 +230,7 @@ def models_list() -> None:
 def models_pull(name: Annotated[str, typer.Argument(help="A built-in model name.")]) -> None:
     """Fetch and convert a built-in model into the cache now."""
     try:
-        path = api.pull_model(name)
+        path = _api().pull_model(name)
     except UserError as error:
         _fail(error)
     console.print(f"{name}: {path}")
@@ -229,7 +256,7 @@ def calibrate(
 ) -> None:
     """Binary-search seed_examples so that cycle 0's trait mean lands in the target band."""
     try:
-        result = api.calibrate(config, _band(target), output, low, high, max_probes, set_, console)
+        result = _api().calibrate(config, _band(target), output, low, high, max_probes, set_, console)
     except UserError as error:
         _fail(error)
     table = Table(title=f"calibration for trait mean {target}")
@@ -257,7 +284,7 @@ def sweep_run(
         console.print(f"{outcome.status:>7}  {outcome.name}{detail}", highlight=False)
 
     try:
-        outcomes = api.sweep(sweep, executor=executor, address=address, output=output, on_outcome=report)
+        outcomes = _api().sweep(sweep, executor=executor, address=address, output=output, on_outcome=report)
     except UserError as error:
         _fail(error)
     failed = [o for o in outcomes if o.status == "failed"]
@@ -270,7 +297,7 @@ def sweep_run(
 def sweep_status(sweep: Annotated[Path, typer.Argument(help="Sweep folder or sweep YAML.")]) -> None:
     """One row per run (named by its grid values): state, stages done, last trait mean with CI, verdict."""
     try:
-        rows = api.sweep_status(sweep)
+        rows = _api().sweep_status(sweep)
     except UserError as error:
         _fail(error)
     table = Table(title=str(sweep))

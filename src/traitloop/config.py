@@ -595,6 +595,11 @@ def _exists(path: Path) -> bool:
         return False
 
 
+def default_run_folder(name: str | None) -> Path:
+    """Where a run goes when no output folder is given: ``runs/<name>``."""
+    return Path("runs") / (name or "run")
+
+
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """The resolved config as plain YAML-safe data (paths as strings)."""
     return config.model_dump(mode="json")

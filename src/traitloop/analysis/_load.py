@@ -18,8 +18,7 @@ from traitloop.analysis._stats import ScoreSummary, summarize_scores
 from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
 from traitloop.loop import RunFolder, open_run_folder
-from traitloop.loop._evaluate import EVAL_SCHEMA_VERSION
-from traitloop.loop._rundir import check_version
+from traitloop.loop._rundir import EVAL_SCHEMA_VERSION, check_version
 
 SCORES = ("trait", "coherence")
 

@@ -1,20 +1,21 @@
 """The cycle engine and the run directory it writes (``open_run_folder`` reads one back).
 
-``run_experiment`` and ``evaluate_run`` are imported on first use: the methods, which the engine imports, read
-the run directory's layout from this package, and must be able to do so without importing the engine.
+``run_experiment`` and ``evaluate_run`` are imported on first use: the methods, which the
+engine imports, read the run directory's layout from this package, and the command line checks a run
+folder's lock through it, neither of which should wait for the engine's imports (torch, transformers).
 """
 
+from importlib import import_module
 from typing import Any
 
-from traitloop.loop._evaluate import EvalRecord
-from traitloop.loop._rundir import RunFolder, is_run_folder, open_run_folder
+from traitloop.loop._rundir import EvalRecord, RunFolder, is_run_folder, open_run_folder
+
+_LAZY = {"run_experiment": "_engine", "evaluate_run": "_engine"}
 
 __all__ = ["EvalRecord", "RunFolder", "evaluate_run", "is_run_folder", "open_run_folder", "run_experiment"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_experiment", "evaluate_run"):
-        from traitloop.loop import _engine
-
-        return getattr(_engine, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)

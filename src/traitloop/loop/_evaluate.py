@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from traitloop.analysis._stats import summarize_scores
@@ -14,33 +13,8 @@ from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words
 from traitloop.loop._evals import EvalSet
+from traitloop.loop._rundir import EvalRecord
 from traitloop.models import base_view
-
-EVAL_SCHEMA_VERSION = 1
-
-
-class EvalRecord(BaseModel):
-    """One row of ``eval.jsonl``: one sampled answer to one eval question, with every score it got."""
-
-    schema_version: int = EVAL_SCHEMA_VERSION
-    cycle: int | None  # None for the base model
-    question_index: int
-    sample: int
-    question: str
-    answer: str
-    trait_score: float | None
-    trait_reason: str | None = None
-    trait_judge: str
-    coherence_score: float | None
-    coherence_reason: str | None = None
-    coherence_judge: str
-    length_words: int
-    distinct_2: float
-    base_nll: float | None
-    perplexity: float | None
-    eval_set: str | None = None  # None: the generation's main evaluation
-    suite: str | None = None
-    context: str | None = None
 
 
 def evaluate_generation(

@@ -62,6 +62,22 @@ class RunLock:
         )
 
 
+def refuse_if_held(folder: Path) -> None:
+    """Raise at once, naming the holder, if another process holds ``folder``'s lock; change nothing. A quick
+    check before the slow start of a run (the run takes the lock itself when it begins its work)."""
+    path = folder / LOCK_FILE
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file (no run folder yet, or none that was ever run): nobody holds it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(RunLock(folder)._busy_message()) from None
+    finally:
+        os.close(handle)  # releases the probe's own lock with it
+
+
 def _this_process() -> dict:
     return {
         "pid": os.getpid(),

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, load_config
@@ -165,6 +166,33 @@ def check_version(found: Any, known: int, what: str) -> None:
             f"{what} has version {found}, but this traitloop reads up to version {known}; "
             "it was written by a newer traitloop: upgrade traitloop to read it"
         )
+
+
+EVAL_SCHEMA_VERSION = 1
+
+
+class EvalRecord(BaseModel):
+    """One row of ``eval.jsonl``: one sampled answer to one eval question, with every score it got."""
+
+    schema_version: int = EVAL_SCHEMA_VERSION
+    cycle: int | None  # None for the base model
+    question_index: int
+    sample: int
+    question: str
+    answer: str
+    trait_score: float | None
+    trait_reason: str | None = None
+    trait_judge: str
+    coherence_score: float | None
+    coherence_reason: str | None = None
+    coherence_judge: str
+    length_words: int
+    distinct_2: float
+    base_nll: float | None
+    perplexity: float | None
+    eval_set: str | None = None  # None: the generation's main evaluation
+    suite: str | None = None
+    context: str | None = None
 
 
 class Manifest:
