@@ -47,6 +47,7 @@ class Tradeoff(BaseModel):
     coherence_change: list[float]
     pearson_r: float | None
     p_value: float | None
+    note: str | None = None
 
 
 class RunVerdict(BaseModel):
@@ -127,7 +128,11 @@ def tradeoff(trait_change: list[float], coherence_change: list[float]) -> Tradeo
     """Pearson correlation of paired changes; none with fewer than 3 points or a constant side."""
     fit = correlation(list(trait_change), list(coherence_change))
     return Tradeoff(
-        trait_change=trait_change, coherence_change=coherence_change, pearson_r=fit.pearson_r, p_value=fit.p_value
+        trait_change=trait_change,
+        coherence_change=coherence_change,
+        pearson_r=fit.pearson_r,
+        p_value=fit.p_value,
+        note=fit.note,
     )
 
 
