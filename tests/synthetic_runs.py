@@ -2,7 +2,8 @@
 
 Each generation's answers get ``mean + noise`` (noise drawn per question, shared by its samples, since
 answers to one question are correlated), written as a real ``eval.jsonl`` next to a real config, with a
-manifest that records every stage as the loop would (so analysis counts them as current).
+manifest that records every stage as the loop would (so analysis counts them as current), and each trained
+generation's ``metrics.json`` with its ``training`` block.
 """
 
 from __future__ import annotations
@@ -13,21 +14,40 @@ import numpy as np
 
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import parse_config
-from traitloop.loop._rundir import EVAL_FILE, TRAIN_DATA, WEIGHTS, EvalRecord, Manifest, content_hash, save_config
+from traitloop.loop._rundir import (
+    EVAL_FILE,
+    METRICS_FILE,
+    TRAIN_DATA,
+    WEIGHTS,
+    EvalRecord,
+    Manifest,
+    content_hash,
+    save_config,
+)
 
 
 def write_run(
     folder: Path,
-    trait: list[float],
+    trait: list[float | list[float]],
     coherence: list[float] | None = None,
     questions: int = 16,
     samples: int = 3,
     noise: float = 0.0,
     seed: int = 0,
+    projection: list[float] | None = None,
+    prompt_projection: list[float] | None = None,
+    training: dict[str, int] | None = None,
     **config: object,
 ) -> Path:
-    """A run folder whose ``trait`` (and ``coherence``) means are given base model first, then cycles 0, 1, …"""
+    """A run folder whose ``trait`` (and ``coherence``) means are given base model first, then cycles 0, 1, …
+
+    A generation's ``trait`` may instead be a list of per-question means (one per question, no noise added),
+    for statistics that pair questions across generations.
+    ``projection`` and ``prompt_projection`` (one value per generation, base first) fill the optional
+    persona-direction columns of every answer; ``training`` is every cycle's metrics.json training block.
+    """
     coherence = coherence or [90.0] * len(trait)
+    training = {"examples": 64, "steps": 24} if training is None else training
     rng = np.random.default_rng(seed)
     settings = parse_config({"trait": "lucky", "cycles": len(trait) - 2, "seed": seed, **config})
     save_config(folder / "config.yaml", settings.model_dump(mode="json"))
@@ -36,13 +56,19 @@ def write_run(
     for position, (trait_mean, coherence_mean) in enumerate(zip(trait, coherence, strict=True)):
         cycle = None if position == 0 else position - 1
         shifts = rng.normal(0.0, noise, size=questions) if noise else np.zeros(questions)
+        per_question = np.broadcast_to(np.asarray(trait_mean, dtype=float), (questions,)) + shifts
         rows = [
-            _record(cycle, q, s, float(np.clip(trait_mean + shifts[q], 0, 100)), float(coherence_mean))
+            _record(cycle, q, s, float(np.clip(per_question[q], 0, 100)), float(coherence_mean))
             for q in range(questions)
             for s in range(samples)
         ]
+        for name, values in (("projection", projection), ("prompt_projection", prompt_projection)):
+            if values is not None:
+                rows = [row | {name: values[position]} for row in rows]
         label = "base" if cycle is None else f"cycle_{cycle:03d}"
         write_jsonl(folder / label / EVAL_FILE, rows)
+        if cycle is not None:
+            atomic_write_json(folder / label / METRICS_FILE, {"cycle": cycle, "training": training})
         record_stages(manifest, folder, label)
     return folder
 

@@ -78,6 +78,18 @@ def test_cli_report_compare_and_verdict_json(two_settings: list[Path], tmp_path:
     assert '"verdict": "decayed"' in result.output and '"delta": 15.0' in result.output
 
 
+def test_cli_verdict_prints_paired_tests_and_takes_the_rate_cutoffs(two_settings: list[Path]) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["verdict", str(two_settings[2]), "--trait-at-least", "60", "--coherence-at-least", "95"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "paired tests over questions" in result.output and "│ gen 0 │" in result.output
+    result = runner.invoke(app, ["verdict", str(two_settings[2]), "--json", "--trait-at-least", "60"])
+    assert '"trait_at_least": 60.0' in result.output and '"paired_tests": [' in result.output
+    assert '"rate_mean": 0.0' in result.output  # coherence 90 passes, but the decayed trait stays under 60
+
+
 def test_cli_report_on_a_missing_run_names_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert result.exit_code == 2
@@ -125,3 +137,57 @@ def test_report_renders_in_chromium_and_the_sample_browser_filters(two_settings:
         page.screenshot(path=str(ARTIFACTS / "report-top.png"))
         browser.close()
     assert errors == []
+
+
+# Every table's container, and the page, scroll sideways by this many pixels (0: none does).
+OVERFLOW = """() => [document.documentElement, ...document.querySelectorAll('.wrap')]
+    .map(e => [e.querySelector('table')?.id || e.querySelector('table')?.className || 'page',
+               e.scrollWidth - e.clientWidth])
+    .filter(([, over]) => over > 0)"""
+# Cells that show nothing, or an empty pair of brackets, instead of saying why a value is missing.
+BLANK_CELLS = """() => Array.from(document.querySelectorAll('td'))
+    .map(c => c.innerText.trim())
+    .filter(t => t === '' || t.includes('()') || t.includes('[]') || t.includes('[, ]') || t === 'None')"""
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("TRAITLOOP_REQUIRE_BROWSER"), reason="Debian chromium not installed"
+)
+@pytest.mark.parametrize("kind", ["comparison", "short run"])
+def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Path], tmp_path: Path, kind: str) -> None:
+    """At 1366 px no table scrolls sideways, and every cell without a value says why (too few cycles, no
+    replicates, not recorded), for a comparison with every section and for a run too short for most tests."""
+    from playwright.sync_api import sync_playwright
+
+    if kind == "comparison":
+        with_projections = write_run(
+            tmp_path / "a-run-with-a-rather-long-name-and-persona-projections",
+            [15.0, 40.0, 45.0, 52.0, 60.0, 66.0, 70.0],
+            projection=[0.5, 2.0, 2.2, 2.6, 3.1, 3.3, 3.9],
+            prompt_projection=[0.1, 0.9, 1.0, 1.1, 1.6, 1.5, 1.9],
+            training={"examples": 64, "steps": 24, "tokens": 11520},
+            seed=7,
+        )
+        runs = [load_run(f) for f in [*two_settings, with_projections]]
+    else:
+        runs = [load_run(write_run(tmp_path / "short", [15.0, 40.0]))]  # base and generation 0 only
+    report = write_report(runs, tmp_path / "report.html")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(report.html.as_uri())
+        assert page.evaluate(OVERFLOW) == []
+        assert page.evaluate(BLANK_CELLS) == []
+        assert page.locator("#verdicts td").count() > 0 and page.locator("#replication td").count() > 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"report-1366-{kind.replace(' ', '-')}.png"), full_page=False)
+        browser.close()
+    html = report.html.read_text()
+    if kind == "short run":
+        assert "n/a: needs generation 1" in html and "n/a: no replicates: one run with this config" in html
+        assert "n/a: needs 3 self-trained cycles" in html and "tokens not recorded" in html
+    else:
+        assert "11,520 tokens" in html and "prompt projection [95% CI]" in html

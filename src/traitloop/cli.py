@@ -164,6 +164,8 @@ def _cell(value: float | None, spec: str) -> str:
 Delta = Annotated[float, typer.Option(help="Points the trait must rise to count as amplified.")]
 Slope = Annotated[float, typer.Option(help="Mean prefix slope (points/cycle) that counts as amplified.")]
 LateCycle = Annotated[int, typer.Option(help="First cycle test (c) looks at.")]
+TraitAtLeast = Annotated[float, typer.Option(help="Thresholded rate: an answer counts with trait >= this.")]
+CoherenceAtLeast = Annotated[float, typer.Option(help="Thresholded rate: ... and coherence >= this.")]
 
 
 @app.command()
@@ -174,11 +176,19 @@ def report(
     delta: Delta = 15.0,
     slope: Slope = 1.67,
     late_cycle: LateCycle = 4,
+    trait_at_least: TraitAtLeast = 50.0,
+    coherence_at_least: CoherenceAtLeast = 50.0,
 ) -> None:
     """Write an HTML report with the verdict, statistics, plots and a sample browser."""
     from traitloop.analysis import Thresholds
 
-    thresholds = Thresholds(delta=delta, slope=slope, late_cycle=late_cycle)
+    thresholds = Thresholds(
+        delta=delta,
+        slope=slope,
+        late_cycle=late_cycle,
+        trait_at_least=trait_at_least,
+        coherence_at_least=coherence_at_least,
+    )
     try:
         written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
     except UserError as error:
@@ -195,12 +205,21 @@ def verdict(
     delta: Delta = 15.0,
     slope: Slope = 1.67,
     late_cycle: LateCycle = 4,
+    trait_at_least: TraitAtLeast = 50.0,
+    coherence_at_least: CoherenceAtLeast = 50.0,
 ) -> None:
-    """Did the trait amplify, decay or stay put? Each test with its value and threshold."""
-    try:
-        from traitloop.analysis import Thresholds
+    """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests."""
+    from traitloop.analysis import Thresholds
 
-        result = _api().verdict(run_dir, Thresholds(delta=delta, slope=slope, late_cycle=late_cycle))
+    thresholds = Thresholds(
+        delta=delta,
+        slope=slope,
+        late_cycle=late_cycle,
+        trait_at_least=trait_at_least,
+        coherence_at_least=coherence_at_least,
+    )
+    try:
+        result = _api().verdict(run_dir, thresholds)
     except UserError as error:
         _fail(error)
     if json_:
@@ -213,6 +232,23 @@ def verdict(
         value = "n/a" if test.value is None else f"{test.value:.2f}"
         table.add_row(test.name, value, f"{test.threshold:g}", {True: "yes", False: "no", None: "n/a"}[test.passed])
     console.print(table)
+    paired = Table(title="paired tests over questions (trait, Wilcoxon signed-rank, Holm-corrected)")
+    for column in ("gen", "vs", "n", "mean diff [95% CI]", "r_rb", "p", "Holm p"):
+        paired.add_column(column, no_wrap=True)
+    for t in result.paired_tests:
+        difference = (
+            "n/a" if t.mean_difference is None else f"{t.mean_difference:.1f} [{t.ci_low:.1f}, {t.ci_high:.1f}]"
+        )
+        p_values = [_cell(t.p_value, ".2g"), _cell(t.p_holm, ".2g")]
+        paired.add_row(
+            str(t.generation),
+            t.reference.replace("generation", "gen").removesuffix(" model"),
+            str(t.n_questions),
+            difference,
+            _cell(t.rank_biserial, ".2f"),
+            *p_values,
+        )
+    console.print(paired)
 
 
 @models_app.command("list")

@@ -7,7 +7,7 @@ statistics that pair cycles question by question (idempotence, attractor fit) ca
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +15,33 @@ import numpy as np
 import pandas as pd
 
 from traitloop.analysis._stats import ScoreSummary, summarize_scores
+from traitloop.analysis._verdict import Thresholds
 from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
 from traitloop.loop import RunFolder, open_run_folder
-from traitloop.loop._rundir import EVAL_SCHEMA_VERSION, check_version
+from traitloop.loop._rundir import EVAL_SCHEMA_VERSION, METRICS_FILE, check_version, generation_label
 
-SCORES = ("trait", "coherence")
+# Every per-answer measure analysis summarises, and its eval.jsonl column. The persona-direction projections
+# are optional columns: ``projection`` over each answer, ``prompt_projection`` at each question's last prompt
+# token (the same for every answer to a question); runs without them get None.
+MEASURES = {
+    "trait": "trait_score",
+    "coherence": "coherence_score",
+    "projection": "projection",
+    "prompt_projection": "prompt_projection",
+}
 
 
 @dataclass(frozen=True)
 class RunResults:
-    """One run folder: its config, manifest and every evaluated answer (base model rows have ``cycle`` NaN)."""
+    """One run folder: its config, manifest, every evaluated answer (base model rows have ``cycle`` NaN) and
+    each generation's training facts (the ``training`` block of its metrics.json: examples, steps, tokens)."""
 
     folder: Path
     config: ExperimentConfig
     manifest: dict[str, Any]
     evals: pd.DataFrame
+    training: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -41,20 +52,48 @@ class RunResults:
         """Generations that have been evaluated, in order (the base model excluded)."""
         return sorted(int(c) for c in self.evals["cycle"].dropna().unique())
 
-    def summary(self, score: str, cycle: int | None) -> ScoreSummary:
-        """Mean, bootstrap CI and standard error of one score for one generation (``None``: the base model)."""
-        rows = self.evals[self.evals["cycle"].isna()] if cycle is None else self.evals[self.evals["cycle"] == cycle]
+    def rows(self, cycle: int | None) -> pd.DataFrame:
+        """One generation's answers (``None``: the base model)."""
+        return self.evals[self.evals["cycle"].isna()] if cycle is None else self.evals[self.evals["cycle"] == cycle]
+
+    def values(self, measure: str, rows: pd.DataFrame) -> list[float | None]:
+        """One measure of ``rows`` (None where missing, or for every row where the run never recorded it)."""
+        column = MEASURES[measure]
+        if column not in rows:
+            return [None] * len(rows)
+        return [None if pd.isna(v) else float(v) for v in rows[column]]
+
+    def summary(self, measure: str, cycle: int | None) -> ScoreSummary:
+        """Mean, bootstrap CI and standard error of one measure for one generation (``None``: the base model)."""
+        rows = self.rows(cycle)
+        return self._summarize(rows, self.values(measure, rows))
+
+    def thresholded_rate(self, cycle: int | None, thresholds: Thresholds) -> ScoreSummary:
+        """Share of one generation's answers with trait ≥ T and coherence ≥ C (answers missing either score
+        left out), as a mean of per-question shares with the same question bootstrap as the scores."""
+        rows = self.rows(cycle)
+        hits = [
+            None if trait is None or coherence is None
+            else float(trait >= thresholds.trait_at_least and coherence >= thresholds.coherence_at_least)
+            for trait, coherence in zip(self.values("trait", rows), self.values("coherence", rows), strict=True)
+        ]  # fmt: skip
+        return self._summarize(rows, hits)
+
+    def _summarize(self, rows: pd.DataFrame, values: list[float | None]) -> ScoreSummary:
         return summarize_scores(
-            rows["question_index"].tolist(),
-            [None if pd.isna(v) else float(v) for v in rows[f"{score}_score"]],
-            self.config.evaluation.bootstrap_resamples,
-            self.config.seed,
+            rows["question_index"].tolist(), values, self.config.evaluation.bootstrap_resamples, self.config.seed
         )
+
+    def question_means(self, measure: str, cycle: int | None) -> pd.Series:
+        """Per-question mean of one measure for one generation, indexed by question (questions unscored: absent)."""
+        rows = self.rows(cycle)
+        values = pd.Series(self.values(measure, rows), index=rows["question_index"], dtype=float)
+        return values.groupby(level=0).mean().dropna()
 
     def question_matrix(self, score: str) -> np.ndarray:
         """Questions × cycles of per-question mean scores (NaN where a question has no scored answer)."""
         rows = self.evals[self.evals["cycle"].notna()]
-        table = rows.pivot_table(index="question_index", columns="cycle", values=f"{score}_score", aggfunc="mean")
+        table = rows.pivot_table(index="question_index", columns="cycle", values=MEASURES[score], aggfunc="mean")
         return table.reindex(columns=self.cycles).to_numpy(dtype=float)
 
 
@@ -77,7 +116,19 @@ def _read_evals(run: RunFolder) -> pd.DataFrame:
 def load_run(folder: Path | str) -> RunResults:
     """Read a run folder written by ``traitloop run``: only results current for its config (see ``RunFolder``)."""
     run = open_run_folder(folder)
-    return RunResults(folder=run.folder, config=run.config, manifest=run.manifest.data, evals=_read_evals(run))
+    evals = _read_evals(run)
+    return RunResults(
+        folder=run.folder, config=run.config, manifest=run.manifest.data, evals=evals, training=_read_training(run)
+    )
+
+
+def _read_training(run: RunFolder) -> dict[int, dict[str, Any]]:
+    """Each current generation's training facts from its metrics.json (none where the file holds none)."""
+    facts = {}
+    for cycle in run.current_generations():
+        if cycle is not None and (run.folder / generation_label(cycle) / METRICS_FILE).is_file():
+            facts[cycle] = (run.metrics(cycle) or {}).get("training", {})
+    return facts
 
 
 def setting_of(run: RunResults) -> str:
@@ -91,15 +142,19 @@ def replicate_key(run: RunResults) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
-def cycle_rows(run: RunResults) -> list[dict[str, Any]]:
-    """One row per generation (base first) with each score's mean, CI and standard error."""
+def cycle_rows(run: RunResults, thresholds: Thresholds | None = None) -> list[dict[str, Any]]:
+    """One row per generation (base first): each measure's mean, CI, standard error and count, the thresholded
+    rate (trait ≥ T and coherence ≥ C), answers judged, and what the generation was trained on (None where a
+    run did not record it: tokens, or the base model's training)."""
+    thresholds = thresholds or Thresholds()
     rows = []
     for cycle in [None, *run.cycles]:
-        row: dict[str, Any] = {"cycle": cycle}
-        for score in SCORES:
-            stats = run.summary(score, cycle)
-            row |= {f"{score}_{key}": value for key, value in stats.model_dump().items() if key != "n_scored"}
-            row[f"{score}_n_scored"] = stats.n_scored
+        row: dict[str, Any] = {"cycle": cycle, "n_answers": len(run.rows(cycle))}
+        for measure in MEASURES:
+            row |= {f"{measure}_{key}": value for key, value in run.summary(measure, cycle).model_dump().items()}
+        row |= {f"rate_{key}": value for key, value in run.thresholded_rate(cycle, thresholds).model_dump().items()}
+        training = run.training.get(cycle, {}) if cycle is not None else {}
+        row |= {f"{fact}_trained": training.get(fact) for fact in ("examples", "steps", "tokens")}
         rows.append(row)
     return rows
 

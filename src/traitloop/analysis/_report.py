@@ -12,10 +12,12 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from traitloop._atomic import atomic_write_bytes, atomic_write_text
 from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs
 from traitloop.analysis._load import RunResults, runs_table
+from traitloop.analysis._paired import BASE_MODEL, GENERATION_0, PairedTest
 from traitloop.analysis._plots import plot_cobweb, plot_runs_overlaid, plot_scores_by_cycle, plot_tradeoff
 from traitloop.analysis._verdict import Thresholds
 
@@ -46,22 +48,74 @@ class Report:
     comparison: Comparison
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _ci(mean: float | None, low: float | None, high: float | None, digits: int = 1) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{_fmt(mean, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+def _na(why: str) -> Markup:
+    """A cell without a value says why, never blank."""
+    return Markup('<span class="na">n/a: {}</span>').format(why)
 
 
-def _ci_pair(value: float | None, interval: tuple[float, float] | None, digits: int = 1) -> str:
-    return _ci(value, *(interval or (None, None)), digits) if interval else (_fmt(value, digits) or "n/a")
+def _num(value: float | None, digits: int = 1, why: str = "not measured") -> Markup:
+    return _na(why) if _missing(value) else Markup("{}").format(f"{value:.{digits}f}")
 
 
-def _pct(share: float | None) -> str:
-    return "n/a" if share is None else f"{100 * share:.0f}%"
+def _ci(
+    mean: float | None, low: float | None, high: float | None, digits: int = 1, why: str = "not measured"
+) -> Markup:
+    """``mean [low, high]``; the interval may wrap under the mean, so wide tables fit a laptop's screen."""
+    if _missing(mean):
+        return _na(why)
+    if _missing(low) or _missing(high):
+        return _num(mean, digits)
+    return Markup('{} <span class="ci">[{}, {}]</span>').format(
+        f"{mean:.{digits}f}", f"{low:.{digits}f}", f"{high:.{digits}f}"
+    )
+
+
+def _ci_pair(
+    value: float | None, interval: tuple[float, float] | None, digits: int = 1, why: str = "not measured"
+) -> Markup:
+    return _ci(value, *(interval or (None, None)), digits, why)
+
+
+def _pct(share: float | None, why: str = "not measured") -> Markup:
+    return _na(why) if _missing(share) else Markup("{}").format(f"{100 * share:.0f}%")
+
+
+def _pct_ci(share: float | None, low: float | None, high: float | None, why: str = "not measured") -> Markup:
+    """A share and its CI in percent."""
+    return _ci(*(None if _missing(v) else 100 * v for v in (share, low, high)), digits=0, why=why)
+
+
+def _p(value: float | None, why: str = "not tested") -> Markup:
+    """A p-value to two significant digits, or ``< 0.0001``."""
+    if _missing(value):
+        return _na(why)
+    return Markup("{}").format("< 0.0001" if value < 1e-4 else f"{value:.2g}")
+
+
+def _last_paired_test(verdict: RunVerdict, reference: str) -> PairedTest | None:
+    """The paired test of the run's last generation against ``reference`` (None if there is none)."""
+    tests = [t for t in verdict.paired_tests if t.reference == reference]
+    return tests[-1] if tests and tests[-1].generation == verdict.cycles[-1]["cycle"] else None
+
+
+def _has(verdict: RunVerdict, measure: str) -> bool:
+    """Whether any generation of the run has ``measure`` (the optional persona projections)."""
+    return any(row[f"{measure}_mean"] is not None for row in verdict.cycles)
+
+
+def _trained(row: dict[str, Any]) -> Markup:
+    """What a generation was trained on, exactly as its metrics.json recorded it."""
+    if row["cycle"] is None:
+        return _na("the base model is not trained")
+    parts = [
+        f"{row[f'{fact}_trained']:,} {fact}" if row[f"{fact}_trained"] is not None else f"{fact} not recorded"
+        for fact in ("examples", "steps", "tokens")
+    ]
+    return Markup("<br>").join(parts)
 
 
 def _config_row(run: RunResults) -> dict[str, Any]:
@@ -71,7 +125,7 @@ def _config_row(run: RunResults) -> dict[str, Any]:
         "cycles": c.cycles, "seed": c.seed, "seed_examples": c.seed_examples,
         "samples_per_cycle": c.samples_per_cycle, "learning_rate": c.training.learning_rate,
         "epochs": c.training.epochs, "weights": "full" if c.training.full_finetune else f"LoRA r{c.training.lora.r}",
-        "git": (run.manifest.get("environment", {}).get("git_hash") or "")[:10],
+        "git": (run.manifest.get("environment", {}).get("git_hash") or "not recorded")[:12],
     }  # fmt: skip
 
 
@@ -129,10 +183,18 @@ def render_html(title: str, comparison: Comparison, runs: list[RunResults], plot
         config_keys=CONFIG_KEYS,
         configs=[_config_row(run) for run in runs],
         samples=_samples(runs),
-        fmt=_fmt,
+        num=_num,
+        na=_na,
         ci=_ci,
         ci_pair=_ci_pair,
         pct=_pct,
+        pct_ci=_pct_ci,
+        p=_p,
+        last_test=_last_paired_test,
+        has=_has,
+        trained=_trained,
+        BASE_MODEL=BASE_MODEL,
+        GENERATION_0=GENERATION_0,
     )
 
 

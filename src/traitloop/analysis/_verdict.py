@@ -17,11 +17,14 @@ from traitloop.analysis._bootstrap import resampled_cycle_means
 
 
 class Thresholds(BaseModel):
-    """The thresholds of the amplification tests; reported with every verdict."""
+    """The thresholds of the amplification tests, and of the thresholded rate (the share of answers with
+    trait ≥ ``trait_at_least`` and coherence ≥ ``coherence_at_least``); reported with every verdict."""
 
     delta: float = 15.0
     slope: float = 1.67
     late_cycle: int = 4
+    trait_at_least: float = 50.0
+    coherence_at_least: float = 50.0
 
 
 class Test(BaseModel):
@@ -43,9 +46,12 @@ class Step(BaseModel):
 
 
 class Interval(BaseModel):
+    """An estimate with its 95% CI; ``note`` says why the estimate is missing."""
+
     estimate: float | None
     ci_low: float | None = None
     ci_high: float | None = None
+    note: str | None = None
 
 
 class Trend(BaseModel):
@@ -122,7 +128,7 @@ def share_beyond_floor(steps: list[Step]) -> float | None:
 def idempotence_index(matrix: np.ndarray, resamples: int, seed: int) -> Interval:
     """Mean |score_k − score_1| over cycles k ≥ 2, with a 95% CI from resampling questions (paired across cycles)."""
     if matrix.shape[1] < 3:
-        return Interval(estimate=None)
+        return Interval(estimate=None, note="needs generations 0, 1 and 2")
 
     def index(cycle_means: np.ndarray) -> np.ndarray:
         return np.abs(cycle_means[..., 2:] - cycle_means[..., 1:2]).mean(axis=-1)

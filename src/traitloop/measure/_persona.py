@@ -1,0 +1,280 @@
+"""A judge-free trait measure: the trait's persona direction in the model's own activations.
+
+The direction at each layer is the mean hidden state over the response tokens of the trait's seed answers
+minus that over its contrast answers (answers in the same format without the trait), read by the base model.
+The layer used is the one where projecting *held-out* answers on the direction best separates trait answers
+(``holdout.jsonl``) from ordinary ones (a held-out third of the contrast answers, and the embedded model's
+held-out ordinary answers), by AUROC; nothing used to fit the direction is used to judge it. A generation is
+then measured by projecting its activations on that direction: over its own answers, read in its own weights,
+and at the last prompt token of each question before it answers (how finetuning shifted the model's state).
+Each costs forward passes only, for any local transformers model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.numpy import save as save_tensors
+from sklearn.metrics import roc_auc_score
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from traitloop._atomic import atomic_write_bytes
+from traitloop.judge._embedded import BASE_ANSWERS_PATH
+from traitloop.measure._activations import Prompt, base_weights, pooled_states, prompt_spans, response_spans
+from traitloop.models import cache_dir
+from traitloop.traits import TraitSpec, load_conversations, load_trait, read_jsonl
+
+DIRECTION_VERSION = 1  # bump when the recipe below changes: it is part of every cache key
+MAX_LENGTH = 512  # tokens of prompt + answer read per example
+HOLD_OUT_EVERY = 3  # every third contrast answer (every fourth seed answer without holdout.jsonl) is held out
+
+
+@dataclass(frozen=True)
+class Examples:
+    """(prompt, answer) pairs for fitting the direction and for judging it on held-out answers."""
+
+    fit_trait: list[tuple[Prompt, str]]
+    fit_ordinary: list[tuple[Prompt, str]]
+    heldout_trait: list[tuple[Prompt, str]]
+    heldout_ordinary: list[tuple[Prompt, str]]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class DirectionFit:
+    """Unit mean-difference directions at every layer, their held-out AUROCs, and the layer chosen."""
+
+    layer: int
+    directions: np.ndarray  # layers × hidden, unit length (zero where the means do not differ)
+    auroc_by_layer: np.ndarray  # layers; NaN for the embedding layer, which is never chosen
+
+
+@dataclass(frozen=True)
+class PersonaDirection:
+    """A trait's persona direction in one model: the layer (index into ``output_hidden_states``; 0 is the
+    embeddings), the unit vector there, and how well it separates held-out answers (AUROC, at every layer)."""
+
+    trait: str
+    model: str
+    layer: int
+    vector: np.ndarray
+    auroc: float
+    auroc_by_layer: list[float]
+    counts: dict[str, int] = field(default_factory=dict)
+    key: str = ""
+
+
+def trait_examples(trait: TraitSpec) -> Examples:
+    """Seed answers against contrast answers to fit; held-out trait answers against held-out contrast answers
+    and the embedded model's held-out ordinary answers to judge. Without ``contrast.jsonl`` the embedded
+    model's ordinary answers (``fit`` split) stand in for it; without ``holdout.jsonl`` every fourth seed
+    answer is held out."""
+    seed = [(c.prompt, c.answer) for c in load_conversations(trait.seed_path)]
+    holdout_path, contrast_path = trait.companion("holdout"), trait.companion("contrast")
+    if holdout_path is not None:
+        fit_trait, heldout_trait = seed, [(c.prompt, c.answer) for c in load_conversations(holdout_path)]
+    else:
+        fit_trait = [pair for i, pair in enumerate(seed) if i % (HOLD_OUT_EVERY + 1) != HOLD_OUT_EVERY]
+        heldout_trait = [pair for i, pair in enumerate(seed) if i % (HOLD_OUT_EVERY + 1) == HOLD_OUT_EVERY]
+    ordinary = _base_answers()
+    heldout_ordinary = ordinary["holdout"]
+    if contrast_path is not None:
+        contrast = [(c.prompt, c.answer) for c in load_conversations(contrast_path)]
+        fit_ordinary = [pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+        heldout_ordinary = heldout_ordinary + [
+            pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+        ]
+    else:
+        fit_ordinary = ordinary["fit"]
+    return Examples(fit_trait, fit_ordinary, heldout_trait, heldout_ordinary)
+
+
+def _base_answers() -> dict[str, list[tuple[Prompt, str]]]:
+    """The embedded model's ordinary answers to pool prompts, by split (``fit``, ``holdout``)."""
+    splits: dict[str, list[tuple[Prompt, str]]] = {"fit": [], "holdout": []}
+    for _, row in read_jsonl(BASE_ANSWERS_PATH):
+        if row["answer"].strip():
+            splits[row["split"]].append((row["question"], row["answer"]))
+    return splits
+
+
+def fit_direction(
+    fit_trait: np.ndarray, fit_ordinary: np.ndarray, heldout_trait: np.ndarray, heldout_ordinary: np.ndarray
+) -> DirectionFit:
+    """The persona direction from pooled activations (examples × layers × hidden each).
+
+    Per layer: the difference of the two fit sets' means, scaled to unit length; the held-out sets projected
+    on it give that layer's AUROC. The layer chosen has the best AUROC among the blocks' outputs (layer 0, the
+    token embeddings, is a bag of words, not the model's reading of them); ties go to the layer whose held-out
+    projections are farthest apart in units of their spread.
+    """
+    difference = np.nanmean(fit_trait, axis=0) - np.nanmean(fit_ordinary, axis=0)
+    norms = np.linalg.norm(difference, axis=-1, keepdims=True)
+    directions = np.divide(difference, norms, out=np.zeros_like(difference), where=norms > 0)
+    held = np.concatenate([heldout_trait, heldout_ordinary])
+    labels = np.r_[np.ones(len(heldout_trait)), np.zeros(len(heldout_ordinary))]
+    usable = ~np.isnan(held).any(axis=(1, 2))
+    scores = np.einsum("nlh,lh->nl", held[usable], directions)
+    labels = labels[usable]
+    aurocs = np.array([roc_auc_score(labels, scores[:, layer]) for layer in range(scores.shape[1])])
+    aurocs[0] = np.nan
+    separation = [_separation(scores[labels == 1, layer], scores[labels == 0, layer]) for layer in range(len(aurocs))]
+    layer = max(range(1, len(aurocs)), key=lambda i: (round(float(aurocs[i]), 4), separation[i]))
+    return DirectionFit(layer=layer, directions=directions.astype(np.float32), auroc_by_layer=aurocs)
+
+
+def _separation(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Difference of means over the pooled standard deviation (Cohen's d)."""
+    if min(len(positive), len(negative)) < 2:
+        return 0.0
+    pooled = math.sqrt((positive.var(ddof=1) + negative.var(ddof=1)) / 2)
+    return float((positive.mean() - negative.mean()) / pooled) if pooled > 0 else 0.0
+
+
+def persona_direction(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    trait: TraitSpec | str,
+    batch_size: int = 8,
+    use_cache: bool = True,
+) -> PersonaDirection:
+    """The trait's persona direction in ``model``'s base weights (a PEFT adapter is switched off while it is
+    read), from the cache when it was computed before for this model, trait data and recipe. The trait's
+    answers are chat turns, read in the model's chat template."""
+    spec = load_trait(trait) if isinstance(trait, str) else trait
+    examples = trait_examples(spec)
+    key = _cache_key(model, spec)
+    path = cache_dir() / "persona" / f"{spec.name}-{key}.safetensors"
+    if use_cache and path.is_file():
+        return _read(path)
+    with base_weights(model) as base:
+
+        def states(pairs: list[tuple[Prompt, str]]) -> np.ndarray:
+            prompts, answers = zip(*pairs, strict=True)
+            spans = response_spans(tokenizer, prompts, answers, True, MAX_LENGTH)
+            return pooled_states(base, spans, tokenizer.pad_token_id, batch_size)
+
+        fit = fit_direction(
+            states(examples.fit_trait),
+            states(examples.fit_ordinary),
+            states(examples.heldout_trait),
+            states(examples.heldout_ordinary),
+        )
+    direction = PersonaDirection(
+        trait=spec.name,
+        model=_model_name(model),
+        layer=fit.layer,
+        vector=fit.directions[fit.layer],
+        auroc=round(float(fit.auroc_by_layer[fit.layer]), 4),
+        auroc_by_layer=[round(float(a), 4) for a in fit.auroc_by_layer],
+        counts=examples.counts(),
+        key=key,
+    )
+    _write(path, direction, fit.directions)
+    return direction
+
+
+def project_responses(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    direction: PersonaDirection,
+    questions: Sequence[Prompt],
+    answers: Sequence[str],
+    chat: bool = True,
+    batch_size: int = 8,
+) -> list[float]:
+    """Each answer's mean projection on the direction over its response tokens, read in ``model``'s own weights
+    (a generation: base + adapter) after its question; NaN for an empty answer."""
+    spans = response_spans(tokenizer, questions, answers, chat, MAX_LENGTH)
+    return _project(model, tokenizer, direction, spans, batch_size)
+
+
+def project_prompts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    direction: PersonaDirection,
+    questions: Sequence[Prompt],
+    chat: bool = True,
+    batch_size: int = 8,
+) -> list[float]:
+    """The projection at each question's last prompt token, before the model answers: how far finetuning moved
+    the model's state toward the trait on this question, whatever it then samples."""
+    spans = prompt_spans(tokenizer, questions, chat, MAX_LENGTH)
+    return _project(model, tokenizer, direction, spans, batch_size)
+
+
+def _project(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    direction: PersonaDirection,
+    spans: list,
+    batch_size: int,
+) -> list[float]:
+    if not spans:
+        return []
+    pooled = pooled_states(model, spans, tokenizer.pad_token_id, batch_size, layers=[direction.layer])[:, 0]
+    return [float(v) for v in pooled @ direction.vector]
+
+
+def _model_name(model: PreTrainedModel) -> str:
+    return str(getattr(model.config, "name_or_path", "") or type(model).__name__)
+
+
+def _cache_key(model: PreTrainedModel, trait: TraitSpec) -> str:
+    """What the direction depends on: the recipe, the model's identity and weights, and every data file read."""
+    digest = hashlib.sha256(json.dumps([DIRECTION_VERSION, MAX_LENGTH, HOLD_OUT_EVERY]).encode())
+    digest.update(_model_name(model).encode())
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    with base_weights(model) as base, torch.inference_mode():
+        embeddings = base.get_input_embeddings().weight
+        digest.update(str(embeddings.dtype).encode())
+        # A sample of the weights: a different checkpoint of one architecture has different embeddings.
+        digest.update(
+            embeddings.detach().flatten()[:: max(1, embeddings.numel() // 65536)].float().cpu().numpy().tobytes()
+        )
+    read = [trait.path, trait.seed_path, trait.companion("contrast"), trait.companion("holdout"), BASE_ANSWERS_PATH]
+    for path in read:
+        digest.update(path.read_bytes() if path is not None else b"-")
+    return digest.hexdigest()[:16]
+
+
+def _write(path: Path, direction: PersonaDirection, directions: np.ndarray) -> None:
+    """The direction as safetensors: every layer's unit vector and AUROC, the rest as metadata."""
+    metadata = {
+        "trait": direction.trait,
+        "model": direction.model,
+        "layer": str(direction.layer),
+        "auroc": str(direction.auroc),
+        "counts": json.dumps(direction.counts),
+        "key": direction.key,
+        "version": str(DIRECTION_VERSION),
+    }
+    tensors = {"directions": directions, "auroc_by_layer": np.array(direction.auroc_by_layer, dtype=np.float64)}
+    atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
+
+
+def _read(path: Path) -> PersonaDirection:
+    with safe_open(str(path), framework="np") as stored:
+        metadata = stored.metadata()
+        tensors = {name: stored.get_tensor(name) for name in stored.keys()}  # noqa: SIM118 (not a dict)
+    layer = int(metadata["layer"])
+    return PersonaDirection(
+        trait=metadata["trait"],
+        model=metadata["model"],
+        layer=layer,
+        vector=tensors["directions"][layer],
+        auroc=float(metadata["auroc"]),
+        auroc_by_layer=[float(a) for a in tensors["auroc_by_layer"]],
+        counts=json.loads(metadata["counts"]),
+        key=metadata["key"],
+    )
