@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from traitloop.config import read_text
 from traitloop.errors import UserError
 
 POOL_PATH = Path(__file__).parent / "data" / "prompt_pool.jsonl"
@@ -116,37 +115,6 @@ def load_conversations(path: Path) -> list[Conversation]:
     if not conversations:
         raise UserError(f"{path}: no conversations found")
     return conversations
-
-
-def _prompt_text(item: Any, where: str) -> str:
-    text = item.get("prompt") if isinstance(item, dict) else item
-    if not isinstance(text, str) or not text.strip():
-        raise UserError(f'{where}: expected a prompt string or an object with a "prompt" string')
-    try:
-        return encodable(text.strip())
-    except ValueError as error:
-        raise UserError(f"{where}: the prompt {error}") from None
-
-
-def load_prompt_pool(path: Path | None = None) -> list[str]:
-    """The prompt pool: the built-in one, or a user's JSONL (``{"prompt": ...}`` or strings) or JSON list."""
-    path = path or POOL_PATH
-    if path.suffix == ".json":
-        text = read_text(path)
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-        except (ValueError, RecursionError):
-            items = _parse_json(text, str(path))  # raises with the reason
-        if not isinstance(items, list):
-            raise UserError(f"{path}: a JSON prompt pool must be a list")
-        prompts = [_prompt_text(item, f"{path}: item {i}") for i, item in enumerate(items)]
-    else:
-        prompts = [_prompt_text(item, f"{path}:{n}") for n, item in read_jsonl(path)]
-    if not prompts:
-        raise UserError(f"{path}: no prompts found")
-    return list(dict.fromkeys(prompts))
 
 
 def prompt_slices(pool: list[str], excluded: list[str], seed: int, cycles: int, size: int) -> list[list[str]]:
