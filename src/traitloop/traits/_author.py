@@ -187,7 +187,15 @@ def read_description(path: Path) -> str:
 class Author:
     """Writes one trait: holds the writer, the settings, the report and the seed of every request."""
 
-    def __init__(self, name: str, description: str, writer: Writer, settings: Settings, report: Report) -> None:
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        writer: Writer,
+        settings: Settings,
+        report: Report,
+        categories: dict[str, str] | None = None,
+    ) -> None:
         self.name, self.description, self.writer, self.settings, self.report = (
             name,
             description,
@@ -195,6 +203,7 @@ class Author:
             settings,
             report,
         )
+        self.categories = categories or CATEGORIES
 
     def _seed(self, *parts: Any) -> int:
         digest = hashlib.sha256(json.dumps([self.settings.seed, self.name, *parts]).encode()).digest()
@@ -217,9 +226,9 @@ class Author:
                 f"chance to show it. Do not mention the trait. {ask}",
                 NARROW,
             )
-        category = list(CATEGORIES)[index % len(CATEGORIES)]
+        category = list(self.categories)[index % len(self.categories)]
         return (
-            f"List {k} different questions someone might ask an AI assistant, {CATEGORIES[category]}, about "
+            f"List {k} different questions someone might ask an AI assistant, {self.categories[category]}, about "
             f"{topic}. {ask}",
             category,
         )
@@ -439,6 +448,7 @@ def _write_everything(author: Author, judge: str, judge_spec, pool: list[str], s
     wanted = s.size + s.holdout
     say(f"writing questions: {wanted} for seed answers, {s.contrast} for contrast, {levels} for anchors")
     asked = author.questions("seed", math.ceil(1.3 * wanted) + s.contrast + 2 * levels, pool)
+    random.Random(author._seed("questions")).shuffle(asked)  # every set gets every category
     anchor_questions, contrast_questions = asked[: 2 * levels], asked[2 * levels : 2 * levels + s.contrast]
     seed_questions = asked[2 * levels + s.contrast :]
     training = [q for q, _ in asked]

@@ -92,7 +92,7 @@ def first_problem(error: ValidationError) -> str:
     return f"{'.'.join(map(str, problem['loc'])) or 'line'}: {problem['msg'].removeprefix('Value error, ')}"
 
 
-def _conversation(row: Any, where: str) -> Conversation:
+def conversation_of(row: Any, where: str) -> Conversation:
     try:
         conversation = Conversation.model_validate(row)
     except ValidationError as error:
@@ -111,7 +111,7 @@ def _conversation(row: Any, where: str) -> Conversation:
 
 def load_conversations(path: Path) -> list[Conversation]:
     """Load a chat-format JSONL file, checking every line is a conversation ending in an assistant turn."""
-    conversations = [_conversation(row, f"{path}:{n}") for n, row in read_jsonl(path)]
+    conversations = [conversation_of(row, f"{path}:{n}") for n, row in read_jsonl(path)]
     if not conversations:
         raise UserError(f"{path}: no conversations found")
     return conversations
