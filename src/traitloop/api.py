@@ -1,5 +1,6 @@
 """The Python API, mirroring the CLI: ``run``, ``status``, ``evaluate``, ``judge_file``, ``report``, ``verdict``,
-``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``."""
+``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``, ``validate_trait``,
+``list_traits``, ``new_pool``, ``import_pool``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from traitloop._atomic import write_jsonl
+from traitloop._atomic import atomic_write_json, write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_run, write_report
 from traitloop.config import ExperimentConfig, default_run_folder, load_config
 from traitloop.errors import UserError
@@ -26,6 +27,13 @@ from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
 from traitloop.traits import load_conversations, load_prompt_pool, load_trait
+from traitloop.traits._author import Settings, read_description
+from traitloop.traits._author import new_trait as author_trait
+from traitloop.traits._pool_new import write_generated_pool
+from traitloop.traits._pools import import_pool as filter_pool_file
+from traitloop.traits._validate import default_output, trait_rows
+from traitloop.traits._validate import validate_trait as validate
+from traitloop.traits._writer import make_writer
 
 
 def run(
@@ -265,3 +273,78 @@ def list_models() -> list[tuple[str, bool, str]]:
 
 def pull_model(name: str) -> Path:
     return pull(name)
+
+
+def new_trait(
+    name: str,
+    description: str | None = None,
+    *,
+    from_file: Path | None = None,
+    generator: str = "local",
+    judge: str = "embedded",
+    size: int = 300,
+    sdf: bool = False,
+    output: Path | None = None,
+    force: bool = False,
+    api_key_env: str | None = None,
+    cache: Path | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> tuple[Path, Any]:
+    """Write a trait folder from a description (``traitloop trait new``); returns the folder and its report."""
+
+    if (description is None) == (from_file is None):
+        raise UserError("give the trait's description with --description TEXT or --from FILE (one of them)")
+    text = description if description is not None else read_description(Path(from_file))
+    judge_spec = parse_judge_option(judge, api_key_env)
+    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
+    folder = Path(output) if output else Path("traits") / name
+    report = author_trait(
+        name,
+        text,
+        writer,
+        folder,
+        judge=judge_label(judge_spec),
+        judge_spec=judge_spec if judge_spec.kind == "openai" else None,
+        settings=Settings(size=size),
+        sdf=sdf,
+        force=force,
+        say=say,
+    )
+    return folder, report
+
+
+def validate_trait(
+    target: str | Path, output: Path | None = None, pool: str | Path | None = None, pool_field: str | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Validate a trait folder (``traitloop trait validate``) and save ``validation.json``."""
+
+    report = validate(target, pool, pool_field)
+    path = Path(output) if output else default_output(target)
+    atomic_write_json(path, report)
+    return report, path
+
+
+def list_traits(folders: list[Path] | None = None) -> list[dict[str, Any]]:
+    """Built-in traits and the given trait folders, with sizes and versions (``traitloop trait list``)."""
+
+    return trait_rows(folders)
+
+
+def new_pool(
+    output: Path,
+    generator: str = "local",
+    size: int = 500,
+    categories: list[str] | None = None,
+    api_key_env: str | None = None,
+    cache: Path | None = None,
+) -> Any:
+    """An LLM-written prompt pool over categories (``traitloop pool new``), written with its provenance."""
+
+    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
+    return write_generated_pool(writer, output, size, categories)
+
+
+def import_pool(source: Path, output: Path, field: str | None = None) -> Any:
+    """Filter any pool file into a pool with its provenance (``traitloop pool import``)."""
+
+    return filter_pool_file(Path(source), Path(output), field)

