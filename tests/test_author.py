@@ -182,7 +182,6 @@ def test_a_written_folder_holds_every_file_and_count(written):
     again = new_trait("gardener", DESCRIPTION, scripted_writer(tmp_path), tmp_path / "again", settings=SMALL, pool=POOL)
     assert again.requests["asked"] == 0 and again.requests["from_cache"] == report.requests["asked"]
     assert (tmp_path / "again" / "seed.jsonl").read_text() == (folder / "seed.jsonl").read_text()
-    assert validate_trait(folder, judge=False)["problems"] == []
 
 
 @pytest.mark.slow
@@ -193,6 +192,7 @@ def test_a_written_folder_runs_one_cycle_on_the_tiny_model(written, tiny_model):
     assert (run / "cycle_001" / "eval.jsonl").is_file()
 
 
+@pytest.mark.slow
 def test_a_killed_run_pays_only_for_what_it_never_received(tmp_path):
     with pytest.raises(UserError, match="Every reply received so far is kept in the cache.*run the same command"):
         new_trait("gardener", DESCRIPTION, scripted_writer(tmp_path, fail_after=40), tmp_path / "g", settings=SMALL,
@@ -209,3 +209,35 @@ def test_replies_that_never_parse_stop_with_the_counts(tmp_path):
     with pytest.raises(UserError, match=r"could not write enough.*narrow suite: 0 of 24.*'retries': \d+.*stronger"):
         new_trait("gardener", DESCRIPTION, writer, tmp_path / "g", settings=Settings(size=16, rounds=1), pool=POOL)
     assert len(writer.cache) == writer.asked > 0  # every reply kept, so a re-run pays for none of them
+
+
+def test_validate_names_every_problem_with_file_and_line(written, tmp_path):
+    source = written[0] / "gardener"
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    spec = (source / "trait.yaml").read_text()
+    first_seed = load_conversations(source / "seed.jsonl")[0].question
+    narrow = load_trait(source / "trait.yaml").eval_questions[0]
+    (folder / "trait.yaml").write_text(spec.replace(narrow, first_seed).replace("- score: 25", "- score: 30", 1))
+    lines = (source / "seed.jsonl").read_text().splitlines()
+    (folder / "seed.jsonl").write_text("\n".join([*lines[:3], "{broken", '{"text": "not a chat"}', *lines[3:]]) + "\n")
+    for name in ("contrast.jsonl", "holdout.jsonl"):
+        (folder / name).write_text((source / name).read_text())
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"prompt": "What is a good name for a cat?"}) + "\n")
+    report = validate_trait(folder, pool=pool, judge=False)
+    problems = "\n".join(report["problems"])
+    assert f"{folder / 'seed.jsonl'}:4: not valid JSON" in problems
+    assert f"{folder / 'seed.jsonl'}:5: not a chat conversation" in problems
+    assert re.search(rf"{folder / 'trait.yaml'}:\d+: anchors.*score.*anchor scores must be one of", problems)
+    assert report["files"]["seed.jsonl"] == len(lines) and report["categories"]["seed.jsonl"]
+    good = validate_trait(source, pool=pool, judge=False)
+    assert good["problems"] == [] and good["suites"] == {"narrow": 24, "broad": 16}
+    assert good["overlap"]["narrow"] == {"exact": 0, "near": 0}
+    spec_only = tmp_path / "dup"
+    spec_only.mkdir()
+    (spec_only / "trait.yaml").write_text(spec.replace(narrow, first_seed))
+    (spec_only / "seed.jsonl").write_text((source / "seed.jsonl").read_text())
+    dup = validate_trait(spec_only, pool=pool, judge=False)
+    same = r"trait.yaml:\d+: eval question .* \(narrow\) is the same as the training prompt at .*seed.jsonl:1$"
+    assert any(re.search(same, p) for p in dup["problems"])
