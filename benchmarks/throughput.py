@@ -34,6 +34,7 @@ import torch
 from traitloop.config import TrainingConfig
 from traitloop.generate import LocalGenerator, SamplingParams, server_generator
 from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.loop._evals import EvalSet
 from traitloop.loop._evaluate import evaluate_generation
 from traitloop.loop._progress import quiet_libraries
 from traitloop.models import gguf_path, load_model, load_tokenizer, pull
@@ -312,8 +313,9 @@ def evaluation_rows(model, tokenizer) -> list[tuple[str, float, str, str]]:
 
     def evaluate():
         judge = embedded_trait_judge(trait)
+        questions = EvalSet(None, "narrow", "none", trait.eval_questions)
         return evaluate_generation(
-            LocalGenerator(model, tokenizer), model, tokenizer, trait.eval_questions, 2, params, judge,
+            LocalGenerator(model, tokenizer), model, model, tokenizer, questions, 2, params, judge,
             lambda nll: embedded_coherence_judge(nll, MODEL), None,
         )  # fmt: skip
 

@@ -75,11 +75,16 @@ def test_eval_rows_and_metrics(finished_run):
     rows = read_jsonl(finished_run / "cycle_001/eval.jsonl")
     assert len(rows) == 16  # 16 eval questions x 1 sample
     for row in rows:
-        assert row["schema_version"] == 1 and row["cycle"] == 1
+        assert row["schema_version"] == 2 and row["cycle"] == 1
         for key in ("trait_score", "coherence_score"):
             assert row[key] is None or 0 <= row[key] <= 100
+        assert isinstance(row["projection"], float) and isinstance(row["prompt_projection"], float)
         assert row["trait_judge"].startswith("embedded-trait/lucky")
     metrics = json.loads((finished_run / "cycle_001/metrics.json").read_text())
+    assert metrics["projection"]["n_scored"] == 16 and set(metrics["persona"]) == {"layer", "auroc", "direction"}
+    by_question = {}
+    for row in rows:  # every answer to one question shares the question's projection before answering
+        assert by_question.setdefault(row["question"], row["prompt_projection"]) == row["prompt_projection"]
     trait = metrics["trait"]
     assert trait["ci_low"] <= trait["mean"] <= trait["ci_high"]
     assert metrics["training"]["examples"] == len(read_jsonl(finished_run / "cycle_001/train.jsonl"))

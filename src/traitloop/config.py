@@ -156,6 +156,11 @@ class EvaluationConfig(_Section):
     context_file: Path | None = Field(
         None, description="A YAML file of your own contexts: {name: [{role: ..., content: ...}, ...], ...}."
     )
+    projection: bool = Field(
+        True,
+        description="Also measure each answer on the trait's persona direction in the model's activations (a "
+        "judge-free trait measure; chat methods, local weights; forward passes only).",
+    )
 
     @field_validator("suites", "contexts")
     @classmethod

@@ -71,6 +71,8 @@ def _config_inputs(run: Run, stage: str) -> dict[str, Any]:
     if kind == "eval":
         # which suites and contexts the run also asks are the eval sets' own inputs, not the main evaluation's
         evaluation = {k: v for k, v in c["evaluation"].items() if k not in ("suites", "contexts", "context_file")}
+        if evaluation["projection"]:  # named only when off, so runs made before it existed stay current
+            del evaluation["projection"]
         fields = {"trait": run.trait_ref, "evaluation": evaluation, "seed": c["seed"]}
         backend = backend_inputs(run)
         if backend:
@@ -234,8 +236,9 @@ def _evaluate(run: Run, cycle: int | None, eval_set: EvalSet) -> dict[str, Any]:
         f" on {eval_set.name}" if eval_set.name else ""
     )
     with run.progress.task(f"evaluating {name}", len(eval_set.questions) * config.eval_samples) as step:
-        records = evaluate_generation(
+        records, persona = evaluate_generation(
             run.generator(model, cycle),
+            model,
             base_model,
             tokenizer,
             eval_set,
@@ -246,9 +249,10 @@ def _evaluate(run: Run, cycle: int | None, eval_set: EvalSet) -> dict[str, Any]:
             cycle,
             step,
             chat=run.chat,
+            persona=run.trait if config.projection and run.chat else None,
         )
     folder = run.folder / stage_folder(stage)
-    write_jsonl(folder / EVAL_FILE, [r.model_dump(exclude_none=eval_set.name is None) for r in records])
+    write_jsonl(folder / EVAL_FILE, [r.model_dump() for r in records])
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "cycle": cycle,
@@ -258,6 +262,7 @@ def _evaluate(run: Run, cycle: int | None, eval_set: EvalSet) -> dict[str, Any]:
         "context": eval_set.context,
         **({"eval_set": eval_set.name} if eval_set.name else {}),
         **metrics_from_records(records, config.bootstrap_resamples, run.config.seed),
+        **({"persona": persona} if persona else {}),
     }
     if cycle is not None:
         train = run.manifest.stages[f"{cycle_dir_name(cycle)}/train"]

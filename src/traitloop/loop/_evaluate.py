@@ -14,11 +14,14 @@ from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
 from traitloop.judge._signals import words
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._rundir import EvalRecord
+from traitloop.measure import persona_direction, project_prompts, project_responses
 from traitloop.models import base_view
+from traitloop.traits import TraitSpec
 
 
 def evaluate_generation(
     generator: Generator,
+    model: PreTrainedModel,
     base_model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     eval_set: EvalSet,
@@ -29,9 +32,12 @@ def evaluate_generation(
     cycle: int | None,
     on_answers: Callable[[int], None] | None = None,
     chat: bool = True,
-) -> list[EvalRecord]:
+    persona: TraitSpec | None = None,
+) -> tuple[list[EvalRecord], dict[str, Any]]:
     """Sample ``samples`` answers per question of ``eval_set`` (in its context) from ``generator`` and score them;
     ``base_model`` gives perplexity. The judges see the question and the answer, not the context before them.
+    With ``persona``, each answer (and each question before it is answered) is also projected on that trait's
+    persona direction in ``model``, the generation's own weights. Returns the records and the persona facts.
 
     With ``chat=False`` (SDF) each "question" is a document prefix and the answer its raw continuation.
     """
@@ -47,7 +53,12 @@ def evaluate_generation(
         coherence = make_coherence_judge(nll)(items)
         nlls = nll([i.question for i in items], [i.answer for i in items])
     traits = trait_judge(items)
-    return [
+    projections, facts = (
+        persona_projections(model, base_model, tokenizer, persona, eval_set, asked, answers)
+        if persona is not None
+        else ([(None, None)] * len(asked), {})
+    )
+    records = [
         EvalRecord(
             cycle=cycle,
             question_index=qi,
@@ -64,14 +75,43 @@ def evaluate_generation(
             distinct_2=round(distinct_n(item.answer, 2), 4),
             base_nll=None if math.isnan(n) else round(n, 4),
             perplexity=None if math.isnan(n) else round(math.exp(n), 3),
+            projection=projection,
+            prompt_projection=prompt_projection,
             **(
                 {"eval_set": eval_set.name, "suite": eval_set.suite, "context": eval_set.context}
                 if eval_set.name
                 else {}
             ),
         )
-        for (qi, s), item, t, c, n in zip(asked, items, traits, coherence, nlls, strict=True)
+        for (qi, s), item, t, c, n, (projection, prompt_projection) in zip(
+            asked, items, traits, coherence, nlls, projections, strict=True
+        )
     ]
+    return records, facts
+
+
+def persona_projections(
+    model: PreTrainedModel,
+    base_model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    trait: TraitSpec,
+    eval_set: EvalSet,
+    asked: list[tuple[int, int]],
+    answers: list[str],
+) -> tuple[list[tuple[float | None, float | None]], dict[str, Any]]:
+    """Each answer's projection on the trait's persona direction (found once in the base model, then cached),
+    read in the generation's own weights after its question (in the eval set's context), paired with that
+    question's projection before answering; and what identifies the direction (layer, held-out AUROC, key)."""
+    direction = persona_direction(base_model, tokenizer, trait)
+    questions = eval_set.chats(eval_set.questions)
+    per_answer = project_responses(model, tokenizer, direction, [questions[qi] for qi, _ in asked], answers)
+    per_question = project_prompts(model, tokenizer, direction, questions)
+    pairs = [(_rounded(value), _rounded(per_question[qi])) for value, (qi, _) in zip(per_answer, asked, strict=True)]
+    return pairs, {"layer": direction.layer, "auroc": direction.auroc, "direction": direction.key}
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
 
 
 def metrics_from_records(records: list[EvalRecord], resamples: int, seed: int) -> dict[str, Any]:
@@ -89,5 +129,9 @@ def metrics_from_records(records: list[EvalRecord], resamples: int, seed: int) -
         "length_words": mean([r.length_words for r in records]),
         "distinct_2": mean([r.distinct_2 for r in records]),
         "perplexity": mean([r.perplexity for r in records]),
+        "projection": summarize_scores(questions, [r.projection for r in records], resamples, seed).model_dump(),
+        "prompt_projection": summarize_scores(
+            questions, [r.prompt_projection for r in records], resamples, seed
+        ).model_dump(),
         "judges": sorted({r.trait_judge for r in records} | {r.coherence_judge for r in records}),
     }

@@ -168,7 +168,7 @@ def check_version(found: Any, known: int, what: str) -> None:
         )
 
 
-EVAL_SCHEMA_VERSION = 1
+EVAL_SCHEMA_VERSION = 2  # 2: projection, prompt_projection; eval_set, suite, context
 
 
 class EvalRecord(BaseModel):
@@ -190,6 +190,8 @@ class EvalRecord(BaseModel):
     distinct_2: float
     base_nll: float | None
     perplexity: float | None
+    projection: float | None = None  # on the trait's persona direction, over the answer, in the generation's weights
+    prompt_projection: float | None = None  # the same at the question's last prompt token, before answering
     eval_set: str | None = None  # None: the generation's main evaluation
     suite: str | None = None
     context: str | None = None
