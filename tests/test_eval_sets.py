@@ -79,8 +79,20 @@ def test_eval_is_hash_checked_and_refuses_changed_questions_unless_forced(finish
     assert list((finished / "superseded").glob("*/evals/cooking/cycle_001/eval.jsonl"))  # the old one is kept
 
 
+def test_eval_asks_a_suite_of_the_trait_by_name(finished):
+    traitloop.evaluate(finished, suite="broad", generations="2", contexts=["none", "neutral_system"])
+    broad = load_trait("lucky").suites["broad"]
+    for name in ("broad", "broad@neutral_system"):
+        rows = read_jsonl(finished / "evals" / name / "cycle_002" / "eval.jsonl")
+        assert [r["question"] for r in rows] == broad and {r["suite"] for r in rows} == {"broad"}
+
+
 def test_eval_names_what_it_cannot_do(finished, tmp_path):
     path = questions_file(tmp_path)
+    with pytest.raises(UserError, match=r"give either --questions FILE with --name NAME, or --suite"):
+        traitloop.evaluate(finished, path, "cooking", suite="broad")
+    with pytest.raises(UserError, match=r"has no eval suite 'sideways'"):
+        traitloop.evaluate(finished, suite="sideways")
     with pytest.raises(UserError, match=r"cycle_007 has no current evaluation"):
         traitloop.evaluate(finished, path, "cooking", "base,7")
     with pytest.raises(UserError, match=r"bad --generations"):

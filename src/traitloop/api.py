@@ -19,7 +19,7 @@ from traitloop.judge import Agreement, Judge, agreement, base_nll_scorer, embedd
 from traitloop.judge._files import read_items, score_rows
 from traitloop.judge._specs import judge_label, parse_judge_option, server_judge
 from traitloop.loop import RunFolder, evaluate_run, open_run_folder, run_experiment
-from traitloop.loop._evals import question_sets
+from traitloop.loop._evals import question_sets, suite_questions
 from traitloop.loop._progress import quiet_libraries
 from traitloop.loop._rundir import generation_label
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
@@ -55,21 +55,27 @@ def run(
 
 def evaluate(
     run_dir: Path,
-    questions: Path,
-    name: str,
+    questions: Path | None = None,
+    name: str | None = None,
     generations: str | list[int | None] = "all",
     contexts: list[str] | None = None,
     force: bool = False,
     console: Console | None = None,
+    suite: str | None = None,
 ) -> Path:
-    """Evaluate finished generations of a run on the questions in ``questions`` (a prompt file: JSONL, JSON list,
-    CSV or Parquet), in each of ``contexts`` (default: none), without retraining; stored in the run's
-    ``evals/NAME[@context]/`` and included in its summary, report and verdict. ``generations``: ``all``, a list,
-    or text such as ``base,0,3``."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+    """Evaluate finished generations of a run without retraining, on the questions in ``questions`` (a prompt
+    file: JSONL, JSON list, CSV or Parquet; the eval set is called ``name``) or on one of the trait's suites
+    (``suite``, e.g. broad; the set is called after it), in each of ``contexts`` (default: none). Stored in the
+    run's ``evals/NAME[@context]/`` and included in its summary, report and verdict. ``generations``: ``all``,
+    a list, or text such as ``base,0,3``."""
+    if (questions is None) == (suite is None):
+        raise UserError("give either --questions FILE with --name NAME, or --suite NAME (a suite of the trait's)")
+    name = suite or name
+    if name is None or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise UserError(f"bad --name {name!r}: lowercase letters, digits, _ and - (it names a folder under evals/)")
     config = open_run_folder(run_dir).config
-    sets = question_sets(name, load_prompt_pool(Path(questions)), contexts or [], config)
+    asked = suite_questions(load_trait(config.trait), suite) if suite else load_prompt_pool(Path(questions))
+    sets = question_sets(name, asked, contexts or [], config, suite)
     chosen = parse_generations(generations) if isinstance(generations, str) else generations
     evaluate_run(Path(run_dir), sets, chosen, force=force, console=console)
     return Path(run_dir) / "evals"

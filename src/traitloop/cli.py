@@ -102,8 +102,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
 @app.command("eval")
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
-    questions: Annotated[Path, typer.Option(help="Questions: JSONL, a JSON list, CSV or Parquet.")],
-    name: Annotated[str, typer.Option(help="Name of this eval set (its folder under evals/).")],
+    questions: Annotated[Path | None, typer.Option(help="Questions: JSONL, a JSON list, CSV or Parquet.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of this eval set (its folder under evals/).")] = None,
+    suite: Annotated[str | None, typer.Option(help="Or one of the trait's eval suites, e.g. broad.")] = None,
     generations: Annotated[str, typer.Option(help="'all', or a list such as base,0,3.")] = "all",
     contexts: Annotated[
         str, typer.Option(help="Contexts to ask in, comma-separated: none, neutral_system, multi_turn, ...")
@@ -114,7 +115,7 @@ def eval_(
     try:
         folder = _api().evaluate(
             run_dir, questions, name, generations, [c.strip() for c in contexts.split(",") if c.strip()], force,
-            console=console,
+            console=console, suite=suite,
         )  # fmt: skip
     except UserError as error:
         _fail(error)

@@ -61,13 +61,15 @@ def config_eval_sets(trait: TraitSpec, config: ExperimentConfig) -> dict[str, Ev
     }
 
 
-def question_sets(name: str, questions: list[str], contexts: list[str], config: ExperimentConfig) -> dict[str, EvalSet]:
-    """Eval sets of questions given later (``traitloop eval --questions``): one per context, named ``name`` for
-    no context and ``name@context`` for the others."""
+def question_sets(
+    name: str, questions: list[str], contexts: list[str], config: ExperimentConfig, suite: str | None = None
+) -> dict[str, EvalSet]:
+    """Eval sets of questions asked later (``traitloop eval``): a question file's, or a suite of the trait's
+    (``suite``), one set per context, named ``name`` for no context and ``name@context`` for the others, as
+    the config names its own suites' sets."""
     sets = {}
     for context in contexts or [NO_CONTEXT]:
         set_name = name if context == NO_CONTEXT else f"{name}@{context}"
-        sets[set_name] = EvalSet(
-            set_name, name, context, questions, load_context(context, config.evaluation.context_file)
-        )
+        turns = load_context(context, config.evaluation.context_file)
+        sets[set_name] = EvalSet(set_name, suite or name, context, questions, turns)
     return sets
