@@ -3,8 +3,10 @@
 The direction at each layer is the mean hidden state over the response tokens of the trait's seed answers
 minus that over its contrast answers (answers in the same format without the trait), read by the base model.
 The layer used is the one where projecting *held-out* answers on the direction best separates trait answers
-(``holdout.jsonl``) from ordinary ones (a held-out third of the contrast answers, and the embedded model's
-held-out ordinary answers), by AUROC; nothing used to fit the direction is used to judge it. A generation is
+(``holdout.jsonl``) from contrast answers (a held-out third of ``contrast.jsonl``), by AUROC; nothing used to
+fit the direction is used to judge it. Seed, holdout and contrast answers were written alike, so that AUROC
+is about the trait, not a style; a second AUROC, against the embedded model's own held-out ordinary answers,
+says whether the direction also tells the trait from a model's everyday answers. A generation is
 then measured by projecting its activations on that direction: over its own answers, read in its own weights,
 and at the last prompt token of each question before it answers (how finetuning shifted the model's state).
 Each costs forward passes only, for any local transformers model.
@@ -32,19 +34,22 @@ from traitloop.measure._activations import Prompt, base_weights, pooled_states, 
 from traitloop.models import cache_dir
 from traitloop.traits import TraitSpec, load_conversations, load_trait, read_jsonl
 
-DIRECTION_VERSION = 1  # bump when the recipe below changes: it is part of every cache key
+DIRECTION_VERSION = 2  # bump when the recipe below changes: it is part of every cache key
 MAX_LENGTH = 512  # tokens of prompt + answer read per example
 HOLD_OUT_EVERY = 3  # every third contrast answer (every fourth seed answer without holdout.jsonl) is held out
+# 2: the layer is chosen against held-out contrast answers alone; the embedded model's answers get their own AUROC
 
 
 @dataclass(frozen=True)
 class Examples:
-    """(prompt, answer) pairs for fitting the direction and for judging it on held-out answers."""
+    """(prompt, answer) pairs for fitting the direction and for judging it on held-out answers; ``heldout_base``
+    are the embedded model's held-out ordinary answers (empty when they already are ``heldout_ordinary``)."""
 
     fit_trait: list[tuple[Prompt, str]]
     fit_ordinary: list[tuple[Prompt, str]]
     heldout_trait: list[tuple[Prompt, str]]
     heldout_ordinary: list[tuple[Prompt, str]]
+    heldout_base: list[tuple[Prompt, str]]
 
     def counts(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -62,7 +67,8 @@ class DirectionFit:
 @dataclass(frozen=True)
 class PersonaDirection:
     """A trait's persona direction in one model: the layer (index into ``output_hidden_states``; 0 is the
-    embeddings), the unit vector there, and how well it separates held-out answers (AUROC, at every layer)."""
+    embeddings), the unit vector there, and how well it separates held-out trait answers from held-out contrast
+    answers (AUROC, at every layer) and, at the chosen layer, from the embedded model's ordinary answers."""
 
     trait: str
     model: str
@@ -70,15 +76,16 @@ class PersonaDirection:
     vector: np.ndarray
     auroc: float
     auroc_by_layer: list[float]
+    auroc_vs_base_answers: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
     key: str = ""
 
 
 def trait_examples(trait: TraitSpec) -> Examples:
-    """Seed answers against contrast answers to fit; held-out trait answers against held-out contrast answers
-    and the embedded model's held-out ordinary answers to judge. Without ``contrast.jsonl`` the embedded
-    model's ordinary answers (``fit`` split) stand in for it; without ``holdout.jsonl`` every fourth seed
-    answer is held out."""
+    """Seed answers against contrast answers to fit; held-out trait answers against held-out contrast answers to
+    choose the layer, and against the embedded model's held-out ordinary answers as a second check. Without
+    ``contrast.jsonl`` the embedded model's ordinary answers stand in for it (``fit`` split to fit, ``holdout``
+    to judge); without ``holdout.jsonl`` every fourth seed answer is held out."""
     seed = [(c.prompt, c.answer) for c in load_conversations(trait.seed_path)]
     holdout_path, contrast_path = trait.companion("holdout"), trait.companion("contrast")
     if holdout_path is not None:
@@ -86,17 +93,13 @@ def trait_examples(trait: TraitSpec) -> Examples:
     else:
         fit_trait = [pair for i, pair in enumerate(seed) if i % (HOLD_OUT_EVERY + 1) != HOLD_OUT_EVERY]
         heldout_trait = [pair for i, pair in enumerate(seed) if i % (HOLD_OUT_EVERY + 1) == HOLD_OUT_EVERY]
-    ordinary = _base_answers()
-    heldout_ordinary = ordinary["holdout"]
-    if contrast_path is not None:
-        contrast = [(c.prompt, c.answer) for c in load_conversations(contrast_path)]
-        fit_ordinary = [pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
-        heldout_ordinary = heldout_ordinary + [
-            pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
-        ]
-    else:
-        fit_ordinary = ordinary["fit"]
-    return Examples(fit_trait, fit_ordinary, heldout_trait, heldout_ordinary)
+    base = _base_answers()
+    if contrast_path is None:
+        return Examples(fit_trait, base["fit"], heldout_trait, base["holdout"], [])
+    contrast = [(c.prompt, c.answer) for c in load_conversations(contrast_path)]
+    fit_ordinary = [pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+    heldout_ordinary = [pair for i, pair in enumerate(contrast) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+    return Examples(fit_trait, fit_ordinary, heldout_trait, heldout_ordinary, base["holdout"])
 
 
 def _base_answers() -> dict[str, list[tuple[Prompt, str]]]:
@@ -121,16 +124,24 @@ def fit_direction(
     difference = np.nanmean(fit_trait, axis=0) - np.nanmean(fit_ordinary, axis=0)
     norms = np.linalg.norm(difference, axis=-1, keepdims=True)
     directions = np.divide(difference, norms, out=np.zeros_like(difference), where=norms > 0)
-    held = np.concatenate([heldout_trait, heldout_ordinary])
-    labels = np.r_[np.ones(len(heldout_trait)), np.zeros(len(heldout_ordinary))]
-    usable = ~np.isnan(held).any(axis=(1, 2))
-    scores = np.einsum("nlh,lh->nl", held[usable], directions)
-    labels = labels[usable]
-    aurocs = np.array([roc_auc_score(labels, scores[:, layer]) for layer in range(scores.shape[1])])
+    aurocs, separation = held_out_separation(directions, heldout_trait, heldout_ordinary)
     aurocs[0] = np.nan
-    separation = [_separation(scores[labels == 1, layer], scores[labels == 0, layer]) for layer in range(len(aurocs))]
     layer = max(range(1, len(aurocs)), key=lambda i: (round(float(aurocs[i]), 4), separation[i]))
     return DirectionFit(layer=layer, directions=directions.astype(np.float32), auroc_by_layer=aurocs)
+
+
+def held_out_separation(
+    directions: np.ndarray, trait: np.ndarray, ordinary: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer, the AUROC and Cohen's d of the two sets' projections on ``directions`` (layers × hidden);
+    examples with no activations (empty answers) are left out."""
+    trait, ordinary = (x[~np.isnan(x).any(axis=(1, 2))] for x in (trait, ordinary))
+    scores = np.einsum("nlh,lh->nl", np.concatenate([trait, ordinary]), directions)
+    labels = np.r_[np.ones(len(trait)), np.zeros(len(ordinary))]
+    layers = range(directions.shape[0])
+    aurocs = np.array([roc_auc_score(labels, scores[:, layer]) for layer in layers])
+    separation = np.array([_separation(scores[labels == 1, layer], scores[labels == 0, layer]) for layer in layers])
+    return aurocs, separation
 
 
 def _separation(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -164,12 +175,11 @@ def persona_direction(
             spans = response_spans(tokenizer, prompts, answers, True, MAX_LENGTH)
             return pooled_states(base, spans, tokenizer.pad_token_id, batch_size)
 
+        heldout_trait = states(examples.heldout_trait)
         fit = fit_direction(
-            states(examples.fit_trait),
-            states(examples.fit_ordinary),
-            states(examples.heldout_trait),
-            states(examples.heldout_ordinary),
+            states(examples.fit_trait), states(examples.fit_ordinary), heldout_trait, states(examples.heldout_ordinary)
         )
+        versus_base = _auroc_at(fit, heldout_trait, states(examples.heldout_base)) if examples.heldout_base else None
     direction = PersonaDirection(
         trait=spec.name,
         model=_model_name(model),
@@ -177,11 +187,19 @@ def persona_direction(
         vector=fit.directions[fit.layer],
         auroc=round(float(fit.auroc_by_layer[fit.layer]), 4),
         auroc_by_layer=[round(float(a), 4) for a in fit.auroc_by_layer],
+        auroc_vs_base_answers=versus_base,
         counts=examples.counts(),
         key=key,
     )
     _write(path, direction, fit.directions)
     return direction
+
+
+def _auroc_at(fit: DirectionFit, trait: np.ndarray, ordinary: np.ndarray) -> float:
+    """The held-out AUROC of the chosen layer's direction between two sets of pooled activations."""
+    layer = slice(fit.layer, fit.layer + 1)
+    aurocs, _ = held_out_separation(fit.directions[layer], trait[:, layer], ordinary[:, layer])
+    return round(float(aurocs[0]), 4)
 
 
 def project_responses(
@@ -255,6 +273,7 @@ def _write(path: Path, direction: PersonaDirection, directions: np.ndarray) -> N
         "model": direction.model,
         "layer": str(direction.layer),
         "auroc": str(direction.auroc),
+        "auroc_vs_base_answers": json.dumps(direction.auroc_vs_base_answers),
         "counts": json.dumps(direction.counts),
         "key": direction.key,
         "version": str(DIRECTION_VERSION),
@@ -275,6 +294,7 @@ def _read(path: Path) -> PersonaDirection:
         vector=tensors["directions"][layer],
         auroc=float(metadata["auroc"]),
         auroc_by_layer=[float(a) for a in tensors["auroc_by_layer"]],
+        auroc_vs_base_answers=json.loads(metadata["auroc_vs_base_answers"]),
         counts=json.loads(metadata["counts"]),
         key=metadata["key"],
     )
