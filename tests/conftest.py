@@ -74,4 +74,3 @@ def pytest_runtest_makereport(item, call):
     if REQUIRE_ALL and marked and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"skipped under TRAITLOOP_REQUIRE_ALL, which forbids it: {report.longrepr}"
-

@@ -39,7 +39,8 @@ def test_concurrent_answers_come_back_in_the_prompts_order(server):
     one_by_one = [generator.generate(chats([q]), greedy)[0] for q in QUESTIONS]
     assert together == one_by_one
     assert len(set(together)) == 3 and all(together)
-    assert "Paris" in together[0]
+    assert "spider" in together[2]  # the third answer is about the third question (with its system prompt, the
+    # GGUF template's default, the model answers the first one greedily with "L'Étoile, la Cité ...", not Paris)
 
 
 def test_each_prompt_is_sampled_with_its_own_seed(server):

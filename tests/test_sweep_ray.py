@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -36,34 +37,41 @@ def test_ray_runs_a_2x2_grid_on_a_local_ray_and_reports_the_broken_run(tiny_mode
     assert sorted(row["state"] for row in sweep_status(output)) == ["failed"] + ["finished"] * 4
 
 
-def _wait_for_cluster(ray_cli: list[str], address: str, seconds: float) -> None:
+def _wait_for_cluster(ray_cli: list[str], address: str, seconds: float, head: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if subprocess.run([*ray_cli, "status", f"--address={address}"], capture_output=True).returncode == 0:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start --head exited with {head.returncode}:\n{log.read_text()[-4000:]}")
+        status = subprocess.run([*ray_cli, "status", f"--address={address}"], capture_output=True, text=True)
+        if status.returncode == 0:
             return
         time.sleep(2)
-    raise TimeoutError(f"no Ray cluster at {address} after {seconds} s")
+    raise TimeoutError(f"no Ray cluster at {address} after {seconds} s; ray start said:\n{log.read_text()[-4000:]}"
+                       f"\nray status said:\n{status.stdout[-2000:]}{status.stderr[-2000:]}")  # fmt: skip
 
 
 @pytest.mark.slow
 def test_ray_runs_on_an_existing_cluster_address(tmp_path):
     """Connects to a Ray started outside traitloop (``ray start --head``), which keeps running afterwards."""
     ray_cli, address = [sys.executable, "-m", "ray.scripts.scripts"], "127.0.0.1:6391"
+    log = tmp_path / "ray-head.log"
     head = subprocess.Popen(
         [*ray_cli, "start", "--head", "--block", "--num-cpus=1", "--port=6391", "--include-dashboard=false"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so the test stops exactly the cluster it started
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},  # Ray 2.60's default token auth locks out `ray status`
     )
     try:
-        _wait_for_cluster(ray_cli, address, 180)
+        _wait_for_cluster(ray_cli, address, 180, head, log)
         spec = {"base": {"trait": "lucky", "seed_examples": 500}, "grid": {"seed": [0]}}
         path = tmp_path / "grid.yaml"
         path.write_text(yaml.safe_dump(spec))
         (outcome,) = run_sweep(path, executor="ray", address=address, output=tmp_path / "sweep")
         assert outcome.status == "failed" and "seed_examples is 500 but" in outcome.error  # ran in a cluster worker
         assert not ray.is_initialized()
-        _wait_for_cluster(ray_cli, address, 10)  # the cluster outlives the sweep
+        _wait_for_cluster(ray_cli, address, 10, head, log)  # the cluster outlives the sweep
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+        if head.poll() is None:
+            os.killpg(head.pid, signal.SIGTERM)
+            head.wait(timeout=60)
