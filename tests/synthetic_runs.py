@@ -22,6 +22,7 @@ from traitloop.loop._rundir import (
     EvalRecord,
     Manifest,
     content_hash,
+    eval_set_stage,
     save_config,
 )
 
@@ -70,6 +71,21 @@ def write_run(
         if cycle is not None:
             atomic_write_json(folder / label / METRICS_FILE, {"cycle": cycle, "training": training})
         record_stages(manifest, folder, label)
+    return folder
+
+
+def write_eval_set(folder: Path, name: str, trait: dict[int | None, float], questions: int = 16) -> Path:
+    """The run's generations asked another eval set (``evals/<name>/``), one answer per question, with the given
+    trait mean per generation (None: the base model); each stage recorded on its generation's weights."""
+    manifest = Manifest(folder / "manifest.json")
+    for cycle, mean in trait.items():
+        label = "base" if cycle is None else f"cycle_{cycle:03d}"
+        path = folder / "evals" / name / label / EVAL_FILE
+        write_jsonl(path, [_record(cycle, q, 0, mean + (q % 4) - 1.5, 85.0) for q in range(questions)])
+        upstream = {} if cycle is None else {"weights": manifest.stages[f"{label}/train"]["outputs"][WEIGHTS]}
+        manifest.record(
+            eval_set_stage(name, cycle), {"config": {}, "upstream": upstream}, {EVAL_FILE: content_hash(path)}
+        )
     return folder
 
 

@@ -85,6 +85,12 @@ def test_eval_asks_a_suite_of_the_trait_by_name(finished):
     for name in ("broad", "broad@neutral_system"):
         rows = read_jsonl(finished / "evals" / name / "cycle_002" / "eval.jsonl")
         assert [r["question"] for r in rows] == broad and {r["suite"] for r in rows} == {"broad"}
+    verdicts = traitloop.eval_set_verdicts(finished)  # each set is read on its own, in report and verdict
+    assert [(v.eval_set, [(r["cycle"], r["n_answers"]) for r in v.cycles]) for v in verdicts] == [
+        ("broad", [(None, 0), (2, len(broad))]), ("broad@neutral_system", [(None, 0), (2, len(broad))])
+    ]  # fmt: skip
+    report = traitloop.report([finished])
+    assert [v.eval_set for v in report.comparison.eval_sets] == ["broad", "broad@neutral_system"]
 
 
 def test_eval_names_what_it_cannot_do(finished, tmp_path):

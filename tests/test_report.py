@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from synthetic_runs import attractor_chain, record_stages, write_run
+from synthetic_runs import attractor_chain, record_stages, write_eval_set, write_run
 from typer.testing import CliRunner
 
-from traitloop.analysis import load_run, write_report
-from traitloop.cli import app
+from traitloop.analysis import load_eval_sets, load_run, write_report
+from traitloop.cli import app, console
 from traitloop.loop._rundir import Manifest
 
 ARTIFACTS = Path(os.environ.get("TRAITLOOP_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
@@ -88,6 +90,51 @@ def test_cli_verdict_prints_paired_tests_and_takes_the_rate_cutoffs(two_settings
     result = runner.invoke(app, ["verdict", str(two_settings[2]), "--json", "--trait-at-least", "60"])
     assert '"trait_at_least": 60.0' in result.output and '"paired_tests": [' in result.output
     assert '"rate_mean": 0.0' in result.output  # coherence 90 passes, but the decayed trait stays under 60
+
+
+@pytest.fixture()
+def run_with_eval_sets(tmp_path: Path) -> Path:
+    """Amplified on its main (narrow) questions; flat on the broad suite; broad after unrelated turns asked of
+    the base model and the last generation only."""
+    folder = write_run(tmp_path / "persists", [15.0, 30.0, 45.0, 60.0, 75.0], noise=2.0)
+    write_eval_set(folder, "broad", {None: 15.0, 0: 16.0, 1: 15.0, 2: 16.0, 3: 15.5})
+    return write_eval_set(folder, "broad@multi_turn", {None: 15.0, 3: 40.0})
+
+
+def test_each_eval_set_gets_its_own_verdict_in_verdict_and_report(
+    run_with_eval_sets: Path, tmp_path: Path, monkeypatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.setattr(console, "width", 160)  # one table row per line
+    result = runner.invoke(app, ["verdict", str(run_with_eval_sets)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "persists (lucky sft-reinit): amplified" in output and "other eval sets" in output
+    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 4}
+    assert "stable" in lines["broad"] and "base, 0, 1, 2, 3" in lines["broad"]
+    assert "base, 3" in lines["broad@multi_turn"] and "15.0 / n/a / 40.0" in lines["broad@multi_turn"]
+
+    result = runner.invoke(app, ["verdict", str(run_with_eval_sets), "--eval-set", "broad", "--json"])
+    verdict = json.loads(result.output)
+    assert verdict["eval_set"] == "broad" and verdict["verdict"] == "stable"
+    assert [row["cycle"] for row in verdict["cycles"]] == [None, 0, 1, 2, 3]
+    assert verdict["cycles"][4]["trait_mean"] == pytest.approx(15.5)
+    result = runner.invoke(app, ["verdict", str(run_with_eval_sets), "--eval-set", "sideways"])
+    assert result.exit_code == 2 and "has no eval set 'sideways' (it has: broad, broad@multi_turn)" in " ".join(
+        result.output.split()
+    )
+
+    report = write_report(
+        [load_run(run_with_eval_sets)], tmp_path / "report.html", eval_sets=load_eval_sets(run_with_eval_sets)
+    )
+    assert [(v.eval_set, v.verdict) for v in report.comparison.eval_sets] == [
+        ("broad", "stable"), ("broad@multi_turn", "too few cycles")
+    ]  # fmt: skip
+    html = report.html.read_text()
+    assert 'id="eval-sets"' in html and "broad@multi_turn" in html
+    table = pd.read_parquet(report.table)
+    assert sorted(table["eval_set"].fillna("main").unique()) == ["broad", "broad@multi_turn", "main"]
+    assert len(table[table["eval_set"] == "broad@multi_turn"]) == 2
 
 
 def test_cli_report_on_a_missing_run_names_it(tmp_path: Path) -> None:
@@ -168,10 +215,13 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
             training={"examples": 64, "steps": 24, "tokens": 11520},
             seed=7,
         )
+        write_eval_set(with_projections, "broad@neutral_system", {None: 15.0, 0: 20.0, 5: 18.0})
+        write_eval_set(with_projections, "a-question-file-with-a-long-name@multi_turn", {None: 15.0})
         runs = [load_run(f) for f in [*two_settings, with_projections]]
+        eval_sets = load_eval_sets(with_projections)
     else:
-        runs = [load_run(write_run(tmp_path / "short", [15.0, 40.0]))]  # base and generation 0 only
-    report = write_report(runs, tmp_path / "report.html")
+        runs, eval_sets = [load_run(write_run(tmp_path / "short", [15.0, 40.0]))], []  # base and generation 0 only
+    report = write_report(runs, tmp_path / "report.html", eval_sets=eval_sets)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -182,6 +232,7 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
         assert page.evaluate(OVERFLOW) == []
         assert page.evaluate(BLANK_CELLS) == []
         assert page.locator("#verdicts td").count() > 0 and page.locator("#replication td").count() > 0
+        assert page.locator("#eval-sets tr").count() == (3 if kind == "comparison" else 0)  # header and 2 sets
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"report-1366-{kind.replace(' ', '-')}.png"), full_page=False)
         browser.close()
@@ -191,3 +242,4 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
         assert "n/a: needs 3 self-trained cycles" in html and "tokens not recorded" in html
     else:
         assert "11,520 tokens" in html and "prompt projection [95% CI]" in html
+        assert "n/a: only the base model evaluated" in html and "n/a: generation 0 not evaluated" in html

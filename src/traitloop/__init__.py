@@ -13,8 +13,8 @@ _FROM = {
     "UserError": "traitloop.errors",
     "load_runs": "traitloop.analysis",
     **dict.fromkeys(
-        ("evaluate", "judge_agreement", "judge_file", "list_models", "pull_model", "report", "run", "status",
-         "verdict"),
+        ("eval_set_verdicts", "evaluate", "judge_agreement", "judge_file", "list_models", "pull_model", "report",
+         "run", "status", "verdict"),
         "traitloop.api",
     ),
 }  # fmt: skip

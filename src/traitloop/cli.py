@@ -18,6 +18,7 @@ from traitloop.loop._lock import refuse_if_held
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from traitloop.analysis import RunVerdict
     from traitloop.sweep import RunOutcome
 
 app = typer.Typer(help="Does self-training amplify a behavioural trait?", no_args_is_help=True)
@@ -212,8 +213,13 @@ def verdict(
     late_cycle: LateCycle = 4,
     trait_at_least: TraitAtLeast = 50.0,
     coherence_at_least: CoherenceAtLeast = 50.0,
+    eval_set: Annotated[
+        str | None,
+        typer.Option("--eval-set", help="The verdict on this eval set (e.g. broad, broad@multi_turn) in full."),
+    ] = None,
 ) -> None:
-    """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests."""
+    """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests;
+    then one line per other eval set (suite, context, question file) the run's generations were asked."""
     from traitloop.analysis import Thresholds
 
     thresholds = Thresholds(
@@ -224,13 +230,15 @@ def verdict(
         coherence_at_least=coherence_at_least,
     )
     try:
-        result = _api().verdict(run_dir, thresholds)
+        result = _api().verdict(run_dir, thresholds, eval_set)
+        others = [] if eval_set else _api().eval_set_verdicts(run_dir, thresholds)
     except UserError as error:
         _fail(error)
     if json_:
         print(result.model_dump_json(indent=2))
         return
-    table = Table(title=f"{result.run} ({result.setting}): {result.verdict}")
+    where = "" if eval_set is None else f" on eval set {eval_set}"
+    table = Table(title=f"{result.run} ({result.setting}){where}: {result.verdict}")
     for column in ("test", "value", "threshold", "passed"):
         table.add_column(column)
     for test in result.amplification_tests + result.decay_tests:
@@ -254,6 +262,30 @@ def verdict(
             *p_values,
         )
     console.print(paired)
+    if others:
+        console.print(_eval_sets_table(others))
+
+
+def _eval_sets_table(verdicts: list[RunVerdict]) -> Table:
+    """One line per eval set: its verdict, the trait of the base model, generation 0 and the last generation,
+    and the last generation's paired test against generation 0."""
+    from traitloop.analysis._analyze import evaluated_generations
+
+    table = Table(title="other eval sets (traitloop verdict --eval-set NAME for one in full)")
+    for column in ("eval set", "generations", "verdict", "trait: base / gen 0 / last", "last - gen 0 (Holm p)"):
+        table.add_column(column)
+    for v in verdicts:
+        by_cycle = {row["cycle"]: row for row in v.cycles if row["n_answers"]}
+        last = v.cycles[-1] if v.cycles[-1]["cycle"] is not None else {}
+        means = " / ".join(
+            _cell((row or {}).get("trait_mean"), ".1f") for row in (by_cycle.get(None), by_cycle.get(0), last)
+        )
+        test = next((t for t in reversed(v.paired_tests) if t.reference == "generation 0"), None)
+        change = "n/a" if test is None or test.mean_difference is None else (
+            f"{test.mean_difference:+.1f} ({_cell(test.p_holm, '.2g')})"
+        )  # fmt: skip
+        table.add_row(v.eval_set, evaluated_generations(v), v.verdict, means, change)
+    return table
 
 
 @models_app.command("list")

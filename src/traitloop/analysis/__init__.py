@@ -2,7 +2,7 @@
 
 from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs  # noqa: I001
 from traitloop.analysis._attractor import AttractorFit, fit_attractor
-from traitloop.analysis._load import RunResults, load_run, load_runs
+from traitloop.analysis._load import RunResults, load_eval_sets, load_run, load_runs
 from traitloop.analysis._report import Report, verdict_of, write_report
 from traitloop.analysis._stats import ScoreSummary, summarize_scores  # first: the loop needs it while importing
 from traitloop.analysis._verdict import Thresholds
@@ -18,6 +18,7 @@ __all__ = [
     "analyze_run",
     "compare_runs",
     "fit_attractor",
+    "load_eval_sets",
     "load_run",
     "load_runs",
     "summarize_scores",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from traitloop.analysis._verdict import (
     trend_after_seed,
 )
 
-VERDICT_SCHEMA_VERSION = 2  # 2: paired tests, thresholded rate, volumes, replication CIs, projections
+VERDICT_SCHEMA_VERSION = 3  # 2: paired tests, thresholded rate, volumes, replication CIs, projections; 3: eval sets
 
 
 class Correlation(BaseModel):
@@ -54,6 +55,7 @@ class RunVerdict(BaseModel):
     schema_version: int = VERDICT_SCHEMA_VERSION
     run: str
     folder: str
+    eval_set: str | None = None  # None: the run's main evaluation; else the suite, context or question file
     setting: str
     seed: int
     git_hash: str | None
@@ -106,6 +108,13 @@ class Comparison(BaseModel):
     settings: list[SettingSummary]
     projection_vs_judge: Correlation
     prompt_projection_vs_judge: Correlation
+    eval_sets: list[RunVerdict] = []  # each run's verdict on its other eval sets (suites, contexts, files)
+
+
+def evaluated_generations(verdict: RunVerdict) -> str:
+    """The generations a verdict rests on, e.g. ``base, 0, 3``: those with answers (the base model's row is
+    always there, but an eval set may not have asked it)."""
+    return ", ".join("base" if r["cycle"] is None else str(r["cycle"]) for r in verdict.cycles if r["n_answers"])
 
 
 def correlation(x: list[float | None], y: list[float | None]) -> Correlation:
@@ -167,6 +176,7 @@ def analyze_run(run: RunResults, thresholds: Thresholds | None = None) -> RunVer
     return RunVerdict(
         run=run.name,
         folder=str(run.folder),
+        eval_set=run.eval_set,
         setting=setting_of(run),
         seed=run.config.seed,
         git_hash=run.manifest.get("environment", {}).get("git_hash"),
@@ -189,8 +199,11 @@ def analyze_run(run: RunResults, thresholds: Thresholds | None = None) -> RunVer
     )
 
 
-def compare_runs(runs: list[RunResults], thresholds: Thresholds | None = None) -> Comparison:
-    """Verdicts for every run, replication across seeds, and per-setting pooled attractor and tradeoff."""
+def compare_runs(
+    runs: list[RunResults], thresholds: Thresholds | None = None, eval_sets: Sequence[RunResults] = ()
+) -> Comparison:
+    """Verdicts for every run, replication across seeds, and per-setting pooled attractor and tradeoff (all on
+    the runs' main evaluations); and a verdict for each of ``eval_sets``, the runs read on other eval sets."""
     thresholds = thresholds or Thresholds()
     verdicts = [analyze_run(run, thresholds) for run in runs]
     replicates: dict[str, list[int]] = defaultdict(list)
@@ -208,6 +221,7 @@ def compare_runs(runs: list[RunResults], thresholds: Thresholds | None = None) -
         ],
         projection_vs_judge=projection_vs_judge([r for v in verdicts for r in v.cycles], "projection"),
         prompt_projection_vs_judge=projection_vs_judge([r for v in verdicts for r in v.cycles], "prompt_projection"),
+        eval_sets=[analyze_run(run, thresholds) for run in eval_sets],
     )
 
 

@@ -34,14 +34,17 @@ MEASURES = {
 
 @dataclass(frozen=True)
 class RunResults:
-    """One run folder: its config, manifest, every evaluated answer (base model rows have ``cycle`` NaN) and
-    each generation's training facts (the ``training`` block of its metrics.json: examples, steps, tokens)."""
+    """One run folder on one eval set: its config, manifest, every evaluated answer (base model rows have
+    ``cycle`` NaN) and each generation's training facts (the ``training`` block of its metrics.json: examples,
+    steps, tokens). ``eval_set`` is None for the run's main evaluation, else the name of another suite, context
+    or question file the run's generations were evaluated on (``evals/<name>/``)."""
 
     folder: Path
     config: ExperimentConfig
     manifest: dict[str, Any]
     evals: pd.DataFrame
     training: dict[int, dict[str, Any]] = field(default_factory=dict)
+    eval_set: str | None = None
 
     @property
     def name(self) -> str:
@@ -97,29 +100,49 @@ class RunResults:
         return table.reindex(columns=self.cycles).to_numpy(dtype=float)
 
 
-def _read_evals(run: RunFolder) -> pd.DataFrame:
-    """Every answer of the generations whose evaluation is current for the run's config, base model first."""
-    generations = run.current_generations()
+def _read_evals(run: RunFolder, eval_set: str | None = None) -> pd.DataFrame:
+    """Every answer of the generations whose evaluation (on ``eval_set``) is current, base model first."""
     frames = []
-    for cycle in generations:
-        frame = pd.read_json(run.eval_path(cycle), lines=True)
+    for cycle in run.current_generations(eval_set):
+        path = run.eval_path(cycle, eval_set)
+        frame = pd.read_json(path, lines=True)
         versions = frame.get("schema_version", pd.Series(dtype=float)).dropna()
-        check_version(int(versions.max()) if len(versions) else None, EVAL_SCHEMA_VERSION, str(run.eval_path(cycle)))
+        check_version(int(versions.max()) if len(versions) else None, EVAL_SCHEMA_VERSION, str(path))
         frames.append(frame)
     if not frames:
-        raise UserError(f"{run.folder} has no current evaluated generation yet; run it first (traitloop status)")
+        where = "" if eval_set is None else f" on eval set {eval_set!r}"
+        raise UserError(f"{run.folder} has no current evaluated generation{where} yet; run it first (traitloop status)")
     evals = pd.concat(frames, ignore_index=True)
     evals["cycle"] = evals["cycle"].astype(float)
     return evals
 
 
-def load_run(folder: Path | str) -> RunResults:
-    """Read a run folder written by ``traitloop run``: only results current for its config (see ``RunFolder``)."""
-    run = open_run_folder(folder)
-    evals = _read_evals(run)
+def _results(run: RunFolder, eval_set: str | None) -> RunResults:
     return RunResults(
-        folder=run.folder, config=run.config, manifest=run.manifest.data, evals=evals, training=_read_training(run)
+        folder=run.folder,
+        config=run.config,
+        manifest=run.manifest.data,
+        evals=_read_evals(run, eval_set),
+        training=_read_training(run),
+        eval_set=eval_set,
     )
+
+
+def load_run(folder: Path | str, eval_set: str | None = None) -> RunResults:
+    """Read a run folder written by ``traitloop run``: only results current for its config (see ``RunFolder``),
+    on its main evaluation or, with ``eval_set``, on another suite, context or question file."""
+    run = open_run_folder(folder)
+    if eval_set is not None and eval_set not in run.eval_sets():
+        known = ", ".join(run.eval_sets()) or "none"
+        raise UserError(f"{run.folder} has no eval set {eval_set!r} (it has: {known})")
+    return _results(run, eval_set)
+
+
+def load_eval_sets(folder: Path | str) -> list[RunResults]:
+    """A run's results on each of its other eval sets (suites, contexts, ``traitloop eval`` question files)
+    that has at least one current generation, in the order ``RunFolder.eval_sets`` gives."""
+    run = open_run_folder(folder)
+    return [_results(run, name) for name in run.eval_sets() if run.current_generations(name)]
 
 
 def _read_training(run: RunFolder) -> dict[int, dict[str, Any]]:
@@ -160,11 +183,13 @@ def cycle_rows(run: RunResults, thresholds: Thresholds | None = None) -> list[di
 
 
 def runs_table(runs: list[RunResults]) -> pd.DataFrame:
-    """One row per (run, generation) with the run's identifying settings; ``cycle`` is <NA> for the base model."""
+    """One row per (run, eval set, generation) with the run's identifying settings; ``cycle`` is <NA> for the base
+    model, ``eval_set`` None for the run's main evaluation."""
     records = []
     for run in runs:
         identity = {
             "run": run.name,
+            "eval_set": run.eval_set,
             "folder": str(run.folder),
             "trait": run.config.trait,
             "method": run.config.method,

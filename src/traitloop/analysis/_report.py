@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from traitloop._atomic import atomic_write_bytes, atomic_write_text
-from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs
+from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs, evaluated_generations
 from traitloop.analysis._load import RunResults, runs_table
 from traitloop.analysis._paired import BASE_MODEL, GENERATION_0, PairedTest
 from traitloop.analysis._plots import plot_cobweb, plot_runs_overlaid, plot_scores_by_cycle, plot_tradeoff
@@ -100,6 +101,11 @@ def _last_paired_test(verdict: RunVerdict, reference: str) -> PairedTest | None:
     """The paired test of the run's last generation against ``reference`` (None if there is none)."""
     tests = [t for t in verdict.paired_tests if t.reference == reference]
     return tests[-1] if tests and tests[-1].generation == verdict.cycles[-1]["cycle"] else None
+
+
+def _row_of(verdict: RunVerdict, cycle: int | None) -> dict[str, Any] | None:
+    """A verdict's row for one generation (None: the base model), or None when it was not evaluated."""
+    return next((row for row in verdict.cycles if row["cycle"] == cycle and row["n_answers"]), None)
 
 
 def _has(verdict: RunVerdict, measure: str) -> bool:
@@ -192,21 +198,26 @@ def render_html(title: str, comparison: Comparison, runs: list[RunResults], plot
         p=_p,
         last_test=_last_paired_test,
         has=_has,
+        row_of=_row_of,
+        generations=evaluated_generations,
         trained=_trained,
         BASE_MODEL=BASE_MODEL,
         GENERATION_0=GENERATION_0,
     )
 
 
-def write_report(runs: list[RunResults], output: Path, thresholds: Thresholds | None = None) -> Report:
-    """Analyse ``runs``, draw the plots beside ``output`` and write the HTML and a per-(run, cycle) Parquet table."""
-    comparison = compare_runs(runs, thresholds)
+def write_report(
+    runs: list[RunResults], output: Path, thresholds: Thresholds | None = None, eval_sets: Sequence[RunResults] = ()
+) -> Report:
+    """Analyse ``runs`` (and the runs on their other ``eval_sets``), draw the plots beside ``output`` and write
+    the HTML and a per-(run, cycle) Parquet table."""
+    comparison = compare_runs(runs, thresholds, eval_sets)
     plots_folder = output.parent / ("plots" if len(runs) == 1 else f"{output.stem}_plots")
     plots = _draw_plots(comparison, plots_folder)
     title = f"traitloop report: {runs[0].name}" if len(runs) == 1 else f"traitloop comparison of {len(runs)} runs"
     atomic_write_text(output, render_html(title, comparison, runs, plots))
     table_path = output.parent / ("summary.parquet" if len(runs) == 1 else f"{output.stem}.parquet")
-    atomic_write_bytes(table_path, runs_table(runs).to_parquet(index=False))
+    atomic_write_bytes(table_path, runs_table([*runs, *eval_sets]).to_parquet(index=False))
     return Report(html=output, plots=[path for path, _ in plots], table=table_path, comparison=comparison)
 
 
