@@ -139,6 +139,7 @@ def _fit_judge(barrier, index, cache: str) -> dict:
     return {"scores": [j.score for j in judge([Item("q", a) for a in answers])]}
 
 
+@pytest.mark.slow
 def test_the_embedded_judge_fit_by_many_processes_at_once(tmp_path):
     """A real fit (on a small training set, to stay quick) of the embedded trait judge for ``lucky``."""
     cache = tmp_path / "cache"

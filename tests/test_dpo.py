@@ -110,6 +110,7 @@ def test_reinit_dpo_trains_every_generation_against_the_base(dpo_reinit):
     assert stages["cycle_001/train"]["reference_weights"] == stages["cycle_000/train"]["reference_weights"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_dpo_cycle_then_resume_matches_an_uninterrupted_run(dpo_reinit, tmp_path):
     config_path, straight = dpo_reinit
     killed = tmp_path / "killed"

@@ -115,6 +115,7 @@ def _start_eval(run_dir: Path, questions: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
 
 
+@pytest.mark.slow
 def test_a_killed_eval_resumes_to_the_same_results(finished, tmp_path):
     straight = Path(shutil.copytree(finished, tmp_path / "straight"))
     path = questions_file(tmp_path)

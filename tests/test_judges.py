@@ -68,6 +68,7 @@ def corruptions(answer: str, rng: random.Random) -> list[str]:
     return [" ".join(shuffled), looped, gibberish]
 
 
+@pytest.mark.slow
 def test_coherence_judge_separates_real_answers_from_corrupted_ones(nll, embedded_model):
     rng = random.Random(0)
     real = [Item(c.question, c.answer) for c in load_conversations(load_trait("lucky").companion("holdout"))][:6]

@@ -152,6 +152,7 @@ def kill_while_cycle_one_trains(config_path: Path, output: Path) -> None:
     assert not (output / "summary.csv").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(tiny_config(tiny_model, cycles=1)))

@@ -162,6 +162,7 @@ def test_the_command_line_refuses_a_held_run_folder_before_loading_torch(tiny_mo
     assert f"in use by process {os.getpid()}" in " ".join(message.split())
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_is_taken_over(tiny_model, tmp_path, capsys):
     output = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(output)], stdout=subprocess.PIPE, text=True)

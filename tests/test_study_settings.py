@@ -255,6 +255,7 @@ def test_distill_trains_each_generation_toward_the_previous_one(distilled):
     assert all(w.abs().sum() > 0 for n, w in after.items() if "lora_B" in n)  # a fresh adapter moved (reinit)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_distill_cycle_then_resume_matches_an_uninterrupted_run(distilled, tmp_path):
     config_path, straight = distilled
     killed = tmp_path / "killed"

@@ -17,6 +17,7 @@ from conftest import tiny_config
 from traitloop.sweep import run_sweep, sweep_status
 
 
+@pytest.mark.slow
 def test_ray_runs_a_2x2_grid_on_a_local_ray_and_reports_the_broken_run(tiny_model, tmp_path):
     spec = {
         "base": tiny_config(tiny_model, cycles=0),

@@ -20,6 +20,8 @@ from traitloop.errors import UserError
 from traitloop.loop._engine import _train_inputs
 from traitloop.methods import TrainJob, train_job, train_launched
 
+pytestmark = pytest.mark.slow  # several training processes each: minutes together
+
 
 def write_jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+pytestmark = pytest.mark.slow  # launches and kills training processes
 TESTS = Path(__file__).parent
 CALLER = """
 import sys
