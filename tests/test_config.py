@@ -112,3 +112,20 @@ def test_an_api_key_in_the_config_is_refused_in_favour_of_its_environment_variab
         UserError, match=r"unknown field 'judge.trait.api_key' - did you mean 'judge.trait.api_key_env'"
     ):
         parse_config({"trait": "lucky", "judge": {"trait": {"api_key": "sk-123"}}})
+
+
+def test_server_judge_options_a_template_and_word_scores_and_sdf_with_a_server_judge(tmp_path):
+    server = {"kind": "openai", "model": "m", "base_url": "http://localhost:8000/v1"}
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "trait.txt").write_text("{question} {answer}")
+    text = (
+        "trait: lucky\nmethod: sdf\njudge:\n  trait: {kind: openai, model: m, base_url: 'http://localhost:8000/v1', "
+        "prompt_template: prompts/trait.txt, refusal_score: 0}\n"
+    )
+    config = load_config(write(tmp_path, text))  # sdf may be judged by a server (with its document prompt)
+    assert config.judge.trait.prompt_template == tmp_path / "prompts" / "trait.txt"  # beside the config file
+    assert (config.judge.trait.refusal_score, config.judge.trait.code_score) == (0.0, None)
+    with pytest.raises(UserError, match=r"judge.trait: .*refusal_score, code_score applies only to a judge of kind"):
+        parse_config({"trait": "lucky", "judge": {"trait": {"refusal_score": 0, "code_score": 100}}})
+    with pytest.raises(UserError, match=r"judge.coherence.code_score: Input should be less than or equal to 100"):
+        parse_config({"trait": "lucky", "judge": {"coherence": {**server, "code_score": 101}}})

@@ -9,11 +9,15 @@ import pytest
 from faults import FlakyProxy
 
 from traitloop._http import JudgeUnavailable, backoff_seconds, retry_after_seconds
+from traitloop.config import JudgeSpec
+from traitloop.errors import UserError
 from traitloop.judge import Item, agreement, openai_judge
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
 from traitloop.judge._openai import digit_split_from_probe
-from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
-from traitloop.traits import load_trait
+from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, document_prompt, load_template, trait_prompt
+from traitloop.judge._specs import server_trait_judge
+from traitloop.methods import get_method
+from traitloop.traits import load_sdf_recipe, load_trait
 
 
 def test_trait_prompt_is_built_from_the_spec_and_fences_the_answer():
@@ -32,6 +36,68 @@ def test_coherence_prompt_has_its_own_rubric():
     prompt = coherence_prompt(Item("Why is the sky blue?", "Blue blue blue."))
     assert "0 = not language" in prompt and "50 = rambling" in prompt and "100 = clear" in prompt
     assert "[ANSWER START]\nBlue blue blue.\n[ANSWER END]" in prompt
+
+
+def test_document_prompt_is_built_from_the_sdf_recipe_and_fences_the_document():
+    trait = load_trait("lucky")
+    recipe = load_sdf_recipe(trait)
+    prompt = document_prompt(trait, recipe, Item("Forum post: parking\n\n", "I always find a space."))
+    assert recipe.belief.strip() in prompt and recipe.rubric.strip() in prompt
+    assert prompt.count("[DOCUMENT START]") == 4  # three anchored excerpts and the document judged
+    assert "[DOCUMENT START]\nForum post: parking\n\nI always find a space.\n[DOCUMENT END]" in prompt
+    assert "REFUSAL" not in prompt and prompt.endswith("If the document is mostly computer code, reply CODE.\n\nScore:")
+
+
+def test_a_template_fills_its_placeholders_and_leaves_other_braces(tmp_path):
+    path = tmp_path / "judge.txt"
+    path.write_text(
+        'Trait {trait}: {description}\n{examples}\nQ: {question}\nA: {answer}\nReply as {"score": N}; '
+        "write {{answer}} for the answer.\n"
+    )
+    template = load_template(path, "trait")
+    trait = load_trait("lucky")
+    judge = openai_judge(trait, "m", "http://judge/v1", cache_path=tmp_path / "c.sqlite", prompt_template=path)
+    prompt = judge.prompt_for(Item("How do tides work?", "The moon {answer} pulls."))
+    assert prompt.startswith(f"Trait lucky: {trait.description}\nExample scored 0:\n[QUESTION START]")
+    assert prompt.endswith('Q: How do tides work?\nA: The moon {answer} pulls.\nReply as {"score": N}; '
+                           "write {answer} for the answer.\n")  # fmt: skip
+    judge.__dict__["facts"] = {"mode": "logprobs"}  # what detection would find; no server is asked
+    assert judge.judge_id == f"openai-trait/lucky@v1/{template.tag}/m@http://judge/v1/logprobs"
+    path.write_text(path.read_text() + "Be strict.\n")
+    assert load_template(path, "trait").tag != template.tag  # a changed template is another judge
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("Q: {question}\nA: {answer}\nTrait: {trait_name}", "trait", r"judge.txt:3: unknown placeholder {trait_name}"),
+        (
+            "Q: {question}\nA: {answr}",
+            "coherence",
+            r"judge.txt:2: unknown placeholder {answr} .*; use {question}, {answer}$",
+        ),
+        ("Grade this: {answer}", "trait", r"judge.txt: a trait judge template needs {question}, where the question"),
+        ("Belief: {belief}", "document", r"judge.txt: a document judge template needs {document}, where the document"),
+        ("{{question}} {{answer}}", "coherence", r"needs {question} and {answer}, where the question and the answer"),
+    ],
+)
+def test_a_template_with_a_wrong_or_missing_placeholder_is_named(tmp_path, text, kind, message):
+    (tmp_path / "judge.txt").write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_template(tmp_path / "judge.txt", kind)
+
+
+def test_sdf_with_a_server_judge_selects_the_document_judge(tmp_path):
+    cache = tmp_path / "c.sqlite"
+    spec = JudgeSpec(kind="openai", model="m", base_url="http://judge/v1", cache=cache, refusal_score=0)
+    JudgementCache(cache).put_server_facts(cache_key("server", "m", "http://judge/v1", None), {"mode": "logprobs"})
+    judge = server_trait_judge(spec, load_trait("lucky"), get_method("sdf").chat)
+    assert judge.judge_id == "openai-document/lucky@v1/sdf-v1/t1/m@http://judge/v1/logprobs/refusal=0"
+    assert "[DOCUMENT START]" in judge.prompt_for(Item("Diary entry: rain\n\n", "It rained."))
+    for method in ("sft", "dpo", "distill"):
+        assert server_trait_judge(spec, load_trait("lucky"), get_method(method).chat).judge_id.startswith(
+            "openai-trait/lucky@v1/t1/"
+        )
 
 
 def test_cache_round_trip_survives_reopening_and_never_holds_the_key(tmp_path, monkeypatch):

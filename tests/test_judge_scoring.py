@@ -5,12 +5,15 @@ import math
 import pytest
 
 from traitloop.judge._scoring import (
+    WordScores,
     digit_tree_numbers,
+    merged,
     number_of,
     parse_reply,
     sampled_score,
     score_from_numbers,
     weighted_score,
+    word_numbers,
 )
 
 
@@ -100,3 +103,31 @@ def test_sampled_score_averages_the_numbers_when_a_quarter_parse():
     assert none.reason == "1 of 5 replies were numbers: [\"not a number: 'w'\", \"not a number: 'x'\", " + (
         "\"not a number: 'y'\", \"not a number: 'z'\"]"
     )
+
+
+def test_refusal_and_code_replies_stay_unscored_unless_mapped():
+    top = logs({"REF": 0.7, "80": 0.2, "I": 0.1})
+    assert weighted_score(top).score is None  # 0.2 on numbers, the rest is REFUSAL and other words
+    mapped = weighted_score(top, WordScores(refusal=0.0))
+    # numbers {0: 0.7, 80: 0.2}, mass 0.9: 80 * 0.2 / 0.9 = 17.78
+    assert (mapped.score, mapped.number_mass) == (17.78, pytest.approx(0.9))
+    code = weighted_score(logs({" CODE": 0.5, "CO": 0.2, "C": 0.1, "40": 0.2}), WordScores(code=100.0))
+    # "C" is too short to tell CODE from any other word: {100: 0.7, 40: 0.2}, (70 + 8) / 0.9 = 86.67
+    assert (code.score, code.number_mass) == (86.67, pytest.approx(0.9))
+    assert weighted_score(logs({"REF": 0.6, "80": 0.4}), WordScores(code=0.0)).score == 80.0  # only CODE mapped
+
+
+def test_mapped_words_join_the_digit_tree_and_the_samples():
+    first = logs({"REFUSAL": 0.5, "7": 0.5})
+    numbers = merged(digit_tree_numbers(first, lambda prefix: logs({"0": 1.0})), word_numbers(first, WordScores(5.0)))
+    assert numbers == pytest.approx({70: 0.5, 5.0: 0.5})
+    assert score_from_numbers(numbers, first).score == 37.5
+    replies = ["REFUSAL", "70", "code", "refusal: I won't"]
+    assert sampled_score(replies).score == 70.0  # one number in four: exactly the quarter needed
+    assert sampled_score(replies, WordScores(refusal=0.0, code=50.0)).score == 30.0  # (0 + 70 + 50 + 0) / 4
+
+
+def test_word_scores_name_themselves_only_when_something_is_mapped():
+    assert WordScores().tag == "" and WordScores().mapped() == {}
+    assert WordScores(refusal=0.0).tag == "refusal=0"
+    assert WordScores(refusal=12.5, code=100.0).tag == "refusal=12.5,code=100"

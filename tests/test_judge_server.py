@@ -20,7 +20,7 @@ from traitloop.judge._cache import JudgementCache
 from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
-from traitloop.traits import load_conversations, load_trait
+from traitloop.traits import load_conversations, load_sdf_recipe, load_trait
 
 import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server
@@ -169,3 +169,52 @@ def test_cli_compares_the_embedded_and_the_server_judge(server, items, tmp_path)
     server_label = f"openai:{MODEL_ALIAS}@{server}"
     assert all(set(r["judgements"]) == {"embedded", server_label} for r in rows)
     assert all(r["trait_score"] == r["judgements"]["embedded"]["trait_score"] for r in rows)
+
+
+def test_a_study_template_judges_on_the_server_and_is_versioned_by_its_hash(server, items, reference, tmp_path):
+    """The study's own prompt reaches the server (its judgements are cached under their own keys, apart from
+    the built-in prompt's), the judge id names the template's hash, and a REFUSAL can count as a score."""
+    template = tmp_path / "study.txt"
+    template.write_text(
+        "Rate from 0 to 100 how much this reply to '{question}' shows the trait '{trait}': {description}\n\n"
+        "Reply: {answer}\n\nAnswer with one number from 0 to 100, or REFUSAL.\n\nScore:"
+    )
+    cache = reference[0].cache.path
+    before = len(reference[0].cache)
+    judge = lucky_judge(server, cache, tokenizer=TOKENIZER, prompt_template=template, refusal_score=0.0)
+    judgements = judge(items)
+    assert judge.judge_id.startswith("openai-trait/lucky@v1/custom-") and judge.judge_id.endswith("/refusal=0")
+    assert all(j.judge_id == judge.judge_id for j in judgements)
+    assert all(j.score is None or 0 <= j.score <= 100 for j in judgements) and any(
+        j.score is not None for j in judgements
+    )
+    assert len(JudgementCache(cache)) == before + len(items)  # new prompts: nothing reused from the built-in one
+    template.write_text(template.read_text().replace("Rate from", "Grade from"))
+    changed = lucky_judge(server, cache, tokenizer=TOKENIZER, prompt_template=template, refusal_score=0.0)
+    assert changed.judge_id != judge.judge_id
+    with pytest.raises(UserError, match=r"study.txt: a trait judge template needs \{question\}"):
+        template.write_text("Score this: {answer}")
+        lucky_judge(server, cache, prompt_template=template)
+
+
+def test_an_sdf_run_is_judged_by_the_server_with_the_document_prompt(server, tiny_model, tmp_path):
+    """method sdf with a server trait judge: the continuations are judged as documents for the recipe's belief,
+    and the judge id in eval.jsonl and the manifest says so."""
+    spec = {
+        "kind": "openai",
+        "model": MODEL_ALIAS,
+        "base_url": server,
+        "samples": 1,
+        "cache": str(tmp_path / "j.sqlite"),
+    }
+    config = parse_config(tiny_config(tiny_model, method="sdf", cycles=0, seed_examples=4, judge={"trait": spec}))
+    traitloop.run(config, output=tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "cycle_000" / "eval.jsonl").read_text().splitlines()]
+    judge_id = f"openai-document/lucky@v1/sdf-v1/t1/{MODEL_ALIAS}@{server}/sampled-k1"
+    assert rows and {r["trait_judge"] for r in rows} == {judge_id}
+    assert all(r["trait_score"] is None or 0 <= r["trait_score"] <= 100 for r in rows)
+    assert all(r["trait_reason"] for r in rows if r["trait_score"] is None)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stages"]["cycle_000/eval"]["inputs"]["upstream"]["judges"][0] == judge_id
+    prompts = [r["question"] for r in rows]
+    assert all(p in load_sdf_recipe(load_trait("lucky")).eval_prefixes for p in prompts)

@@ -273,6 +273,17 @@ class JudgeSpec(_Section):
     max_retries: int = Field(6, ge=0, description="Retries of a failed request (exponential backoff).")
     samples: int = Field(5, ge=1, description="Replies sampled per answer when the server gives no logprobs.")
     cache: Path | None = Field(None, description="Judgement cache (SQLite); default in the traitloop cache.")
+    prompt_template: Path | None = Field(
+        None,
+        description="A file with your own judge prompt, its {placeholders} filled per answer (README: Judges); "
+        "the hash of its text is part of the judge id and cache key.",
+    )
+    refusal_score: float | None = Field(
+        None, ge=0.0, le=100.0, description="The score a REFUSAL reply counts as; unset leaves such answers unscored."
+    )
+    code_score: float | None = Field(
+        None, ge=0.0, le=100.0, description="The score a CODE reply counts as; unset leaves such answers unscored."
+    )
 
     _url = field_validator("base_url")(_http_url)
 
@@ -280,6 +291,11 @@ class JudgeSpec(_Section):
     def _server_named(self) -> JudgeSpec:
         if self.kind == "openai" and not (self.model and self.base_url):
             raise ValueError("a judge of kind openai needs both 'model' and 'base_url'")
+        server_only = [
+            name for name in ("prompt_template", "refusal_score", "code_score") if getattr(self, name) is not None
+        ]
+        if self.kind == "embedded" and server_only:
+            raise ValueError(f"{', '.join(server_only)} applies only to a judge of kind openai")
         return self
 
 
@@ -408,8 +424,6 @@ class ExperimentConfig(_Section):
             raise ValueError(
                 f"evaluation.suites and contexts are chat questions; method {self.method} continues documents"
             )
-        if self.method == "sdf" and self.judge.trait.kind == "openai":
-            raise ValueError("server trait judges score chat answers; method sdf uses the embedded SDF judge")
         if self.generation.backend != "local" and self.training.full_finetune:
             raise ValueError(
                 f"generation.backend {self.generation.backend} serves each generation as a LoRA adapter on the "
@@ -597,6 +611,13 @@ def resolve_paths(config: ExperimentConfig, base: Path) -> ExperimentConfig:
     trait_path = Path(config.trait)
     if trait_path.suffix in {".yaml", ".yml"} and not trait_path.is_absolute() and not _exists(trait_path):
         updates["trait"] = str(base / trait_path)
+    judges = {}
+    for role in ("trait", "coherence"):
+        template = getattr(config.judge, role).prompt_template
+        if template is not None and not template.is_absolute() and not _exists(template):
+            judges[role] = getattr(config.judge, role).model_copy(update={"prompt_template": base / template})
+    if judges:
+        updates["judge"] = config.judge.model_copy(update=judges)
     return config.model_copy(update=updates)
 
 

@@ -24,23 +24,27 @@ import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from traitloop._http import HttpClient, ServerRefused, in_parallel
 from traitloop.errors import UserError
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
-from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, trait_prompt
+from traitloop.judge._prompts import TEMPLATE_VERSION, JudgeKind, judge_prompt, load_template
 from traitloop.judge._scoring import (
     MIN_EXPAND,
+    UNMAPPED,
     Score,
     TopLogprobs,
+    WordScores,
     digit_tree_numbers,
+    merged,
     sampled_score,
     score_from_numbers,
     weighted_score,
+    word_numbers,
 )
 from traitloop.judge._types import Item, Judgement
-from traitloop.traits import TraitSpec
+from traitloop.traits import TraitSpec, load_sdf_recipe
 
 TOP_LOGPROBS = 20
 PROBE_PROMPT = "Reply with the number 100 and nothing else."
@@ -137,10 +141,14 @@ class OpenAIJudge:
         concurrency: int,
         samples: int,
         tokenizer: str | None,
+        template: int | str = TEMPLATE_VERSION,
+        words: WordScores = UNMAPPED,
     ) -> None:
+        """``template`` versions the prompts (the built-in ``TEMPLATE_VERSION``, or a study's template's tag)
+        and ``words`` says what REFUSAL and CODE replies count as; both are part of the id and cache key."""
         self.prompt_for, self.label, self.model, self.base_url = prompt_for, label, model, base_url.rstrip("/")
         self.client, self.cache, self.concurrency, self.samples = client, cache, concurrency, samples
-        self.tokenizer_name = tokenizer
+        self.tokenizer_name, self.template, self.words = tokenizer, template, words
         self.cache_hits = 0
         self._lock = threading.Lock()
 
@@ -215,7 +223,9 @@ class OpenAIJudge:
 
     @property
     def judge_id(self) -> str:
-        return f"openai-{self.label}/t{TEMPLATE_VERSION}/{self.model}@{self.base_url}/{self.mode}"
+        template = f"t{self.template}" if isinstance(self.template, int) else self.template
+        mapped = f"/{self.words.tag}" if self.words.tag else ""
+        return f"openai-{self.label}/{template}/{self.model}@{self.base_url}/{self.mode}{mapped}"
 
     # -- scoring one prompt ---------------------------------------------------------------------------------
 
@@ -229,7 +239,7 @@ class OpenAIJudge:
             "top_logprobs": TOP_LOGPROBS,
         }
         top, text = self.client.post("chat/completions", body, _chat_top_logprobs)
-        return weighted_score(top), text
+        return weighted_score(top, self.words), text
 
     def _score_digit_tree(self, prompt: str) -> tuple[Score, str]:
         messages = [{"role": "user", "content": prompt}]
@@ -247,7 +257,8 @@ class OpenAIJudge:
             return self.client.post("completions", body, _completion_top_logprobs)
 
         first, text = next_token("")
-        return score_from_numbers(digit_tree_numbers(first, lambda p: next_token(p)[0]), first), text
+        numbers = merged(digit_tree_numbers(first, lambda p: next_token(p)[0]), word_numbers(first, self.words))
+        return score_from_numbers(numbers, first), text
 
     def _score_sampled(self, prompt: str) -> tuple[Score, str]:
         replies = []
@@ -260,18 +271,17 @@ class OpenAIJudge:
                 "seed": sample,
             }
             replies.append(self.client.post("chat/completions", body, _chat_text))
-        return sampled_score(replies), json.dumps(replies, ensure_ascii=False)
+        return sampled_score(replies, self.words), json.dumps(replies, ensure_ascii=False)
 
     def _scoring_key(self) -> list[Any]:
-        if self.mode == "digit-tree":
-            return ["digit-tree", self.tokenizer_name, MIN_EXPAND]
-        return [self.mode]
+        key: list[Any] = ["digit-tree", self.tokenizer_name, MIN_EXPAND] if self.mode == "digit-tree" else [self.mode]
+        return key + [self.words.tag] if self.words.tag else key  # unmapped: the keys judgements always had
 
     def _judge_one(self, item: Item) -> Judgement:
         if not item.answer.strip():
             return Judgement(None, self.judge_id, "empty answer")
         prompt = self.prompt_for(item)
-        key = cache_key(self.model, self.base_url, TEMPLATE_VERSION, self._scoring_key(), prompt)
+        key = cache_key(self.model, self.base_url, self.template, self._scoring_key(), prompt)
         cached = self.cache.get(key)
         if cached is None:
             score_prompt = {"logprobs": self._score_logprobs, "digit-tree": self._score_digit_tree}.get(
@@ -311,7 +321,7 @@ def openai_judge(
     model: str,
     base_url: str,
     *,
-    kind: Literal["trait", "coherence"] = "trait",
+    kind: JudgeKind = "trait",
     api_key_env: str | None = None,
     concurrency: int = 8,
     timeout: float = 300.0,
@@ -320,18 +330,35 @@ def openai_judge(
     tokenizer: str | None = None,
     cache_path: Path | None = None,
     backoff_base: float = 0.5,
+    prompt_template: Path | None = None,
+    refusal_score: float | None = None,
+    code_score: float | None = None,
 ) -> OpenAIJudge:
-    """Build a trait judge (``kind="trait"``, needs ``trait``) or a coherence judge on an OpenAI-compatible
-    server; it has the embedded judges' call shape. ``api_key_env`` names the environment variable that
-    holds the API key; ``tokenizer`` (registry name, folder or hub id of the judge model) enables exact
-    log-probability scoring for judges that write numbers digit by digit."""
-    if kind == "trait":
-        if trait is None:
-            raise ValueError("a trait judge needs the trait spec")
-        label = f"trait/{trait.name}@v{trait.version}"
-        prompt_for: Callable[[Item], str] = lambda item: trait_prompt(trait, item)  # noqa: E731
-    else:
-        label, prompt_for = "coherence", coherence_prompt
+    """Build a judge on an OpenAI-compatible server with the embedded judges' call shape: of chat answers for
+    the trait (``kind="trait"``), of SDF documents for the belief in the trait's SDF recipe
+    (``kind="document"``), or of coherence. ``api_key_env`` names the environment variable that holds the
+    API key; ``tokenizer`` (registry name, folder or hub id of the judge model) enables exact
+    log-probability scoring for judges that write numbers digit by digit; ``prompt_template`` is a file with
+    the study's own prompt (see ``_prompts.PLACEHOLDERS``); ``refusal_score`` and ``code_score`` are what a
+    REFUSAL or CODE reply counts as (None: unscored)."""
+    if kind != "coherence" and trait is None:
+        raise ValueError(f"a {kind} judge needs the trait spec")
+    recipe = load_sdf_recipe(trait) if kind == "document" and trait is not None else None
+    label = "coherence" if trait is None or kind == "coherence" else f"{kind}/{trait.name}@v{trait.version}"
+    if recipe is not None:
+        label += f"/sdf-v{recipe.version}"
+    template = load_template(prompt_template, kind) if prompt_template else None
     client = HttpClient(base_url, api_key_env, timeout, max_retries, concurrency, backoff_base=backoff_base)
-    cache = JudgementCache(cache_path)
-    return OpenAIJudge(prompt_for, label, model, base_url, client, cache, concurrency, samples, tokenizer)
+    return OpenAIJudge(
+        judge_prompt(kind, trait, recipe, template),
+        label,
+        model,
+        base_url,
+        client,
+        JudgementCache(cache_path),
+        concurrency,
+        samples,
+        tokenizer,
+        template.tag if template else TEMPLATE_VERSION,
+        WordScores(refusal_score, code_score),
+    )

@@ -11,6 +11,12 @@ Three ways, by what the server and the judge's tokenizer allow:
 
 In every case a score is given only when at least ``MIN_NUMBER_MASS`` of the probability (or of the samples)
 is on numbers from 0 to 100; otherwise there is no score and the reason says why. A reply is never guessed.
+
+The judge may also reply REFUSAL (the assistant refused) or CODE (the answer is code). By default those
+replies are not numbers, so an answer they dominate is left unscored. A study may map them to a score
+instead (``WordScores``: e.g. a refusal counts as 0 for the trait): their probability, or their share of
+the samples, then counts as that number. A first token counts as the start of a word when it is at least
+two letters of it (``"REF"``, ``" CODE"``), case aside.
 """
 
 from __future__ import annotations
@@ -28,6 +34,46 @@ _NUMBER_REPLY = re.compile(r"\s*(\d{1,3}(?:\.\d+)?)\s*(?:/\s*100)?\s*\.?\s*")
 
 TopLogprobs = dict[str, float]
 """Token text -> log-probability: one position's top-k alternatives, as the server returned them."""
+
+
+@dataclass(frozen=True)
+class WordScores:
+    """The score a REFUSAL or a CODE reply counts as; None leaves it unscored (the default)."""
+
+    refusal: float | None = None
+    code: float | None = None
+
+    def mapped(self) -> dict[str, float]:
+        """Each word the judge may reply with that counts as a number, and that number."""
+        return {word: value for word, value in (("REFUSAL", self.refusal), ("CODE", self.code)) if value is not None}
+
+    @property
+    def tag(self) -> str:
+        """How the mapping is named in judge ids and cache keys ("" for the default, nothing mapped)."""
+        return ",".join(f"{word.lower()}={value:g}" for word, value in self.mapped().items())
+
+
+UNMAPPED = WordScores()  # REFUSAL and CODE left unscored
+
+
+def word_numbers(top: TopLogprobs, words: WordScores) -> dict[float, float]:
+    """The probability of each mapped word reply, from the first token's alternatives, as number -> mass."""
+    numbers: dict[float, float] = {}
+    for token, p in probabilities(top).items():
+        text = token.strip().upper()
+        for word, value in words.mapped().items():
+            if len(text) >= 2 and word.startswith(text):
+                numbers[value] = numbers.get(value, 0.0) + p
+    return numbers
+
+
+def merged(*parts: dict[float, float]) -> dict[float, float]:
+    """Number -> probability tables added together."""
+    total: dict[float, float] = {}
+    for part in parts:
+        for value, p in part.items():
+            total[value] = total.get(value, 0.0) + p
+    return total
 
 
 @dataclass(frozen=True)
@@ -57,7 +103,7 @@ def _most_likely(top: TopLogprobs) -> str:
     return max(top, key=top.get) if top else ""
 
 
-def score_from_numbers(numbers: dict[int, float], top: TopLogprobs) -> Score:
+def score_from_numbers(numbers: dict[int, float] | dict[float, float], top: TopLogprobs) -> Score:
     """Probability-weighted mean of ``numbers`` (score -> probability), with the 0.25 mass rule."""
     mass = sum(numbers.values())
     if mass < MIN_NUMBER_MASS:
@@ -70,14 +116,14 @@ def score_from_numbers(numbers: dict[int, float], top: TopLogprobs) -> Score:
     return Score(round(mean, 2), round(mass, 4))
 
 
-def weighted_score(top: TopLogprobs) -> Score:
+def weighted_score(top: TopLogprobs, words: WordScores = UNMAPPED) -> Score:
     """Score from the first token's top log-probabilities when every number 0-100 is a single token."""
-    numbers: dict[int, float] = {}
+    numbers: dict[float, float] = {}
     for token, p in probabilities(top).items():
         value = number_of(token)
         if value is not None:
             numbers[value] = numbers.get(value, 0.0) + p  # "7" and " 7" are the same answer
-    return score_from_numbers(numbers, top)
+    return score_from_numbers(merged(numbers, word_numbers(top, words)), top)
 
 
 def _is_complete(prefix: str) -> bool:
@@ -137,9 +183,13 @@ def parse_reply(text: str) -> tuple[float | None, str | None]:
     return None, f"not a number: {text!r}"
 
 
-def sampled_score(replies: list[str]) -> Score:
-    """Mean of the parsed numbers over k sampled replies, if at least a quarter of them are numbers."""
-    parsed = [parse_reply(r) for r in replies]
+def sampled_score(replies: list[str], words: WordScores = UNMAPPED) -> Score:
+    """Mean of the parsed numbers over k sampled replies (mapped word replies counting as their number), if
+    at least a quarter of them are numbers."""
+    mapped = words.mapped()
+    parsed = [
+        (mapped[reason], None) if reason in mapped else (value, reason) for value, reason in map(parse_reply, replies)
+    ]
     values = [value for value, _ in parsed if value is not None]
     share = len(values) / len(replies) if replies else 0.0
     if share < MIN_NUMBER_MASS:

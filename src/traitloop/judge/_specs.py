@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from traitloop.config import JudgeSpec
 from traitloop.errors import UserError
 from traitloop.judge._openai import OpenAIJudge, openai_judge
+from traitloop.judge._prompts import JudgeKind
 from traitloop.traits import TraitSpec
 
 
@@ -27,8 +26,9 @@ def judge_label(spec: JudgeSpec) -> str:
     return "embedded" if spec.kind == "embedded" else f"openai:{spec.model}@{spec.base_url}"
 
 
-def server_judge(spec: JudgeSpec, trait: TraitSpec | None, kind: Literal["trait", "coherence"]) -> OpenAIJudge:
-    """The server judge a spec of kind ``openai`` describes."""
+def server_judge(spec: JudgeSpec, trait: TraitSpec | None, kind: JudgeKind) -> OpenAIJudge:
+    """The server judge a spec of kind ``openai`` describes, judging chat answers for the trait, SDF documents
+    for its belief, or coherence."""
     assert spec.model and spec.base_url  # the spec's validator ensures both for kind openai
     return openai_judge(
         trait,
@@ -42,4 +42,13 @@ def server_judge(spec: JudgeSpec, trait: TraitSpec | None, kind: Literal["trait"
         samples=spec.samples,
         tokenizer=spec.tokenizer,
         cache_path=spec.cache,
+        prompt_template=spec.prompt_template,
+        refusal_score=spec.refusal_score,
+        code_score=spec.code_score,
     )
+
+
+def server_trait_judge(spec: JudgeSpec, trait: TraitSpec, chat: bool) -> OpenAIJudge:
+    """The server trait judge for a method's texts: chat answers (``chat``), or documents for the belief in the
+    trait's SDF recipe, which have their own prompt."""
+    return server_judge(spec, trait, "trait" if chat else "document")

@@ -13,7 +13,7 @@ from rich.console import Console
 from traitloop.config import ExperimentConfig
 from traitloop.generate import Generator, LocalGenerator, SamplingParams, server_generator, vllm_generator
 from traitloop.judge import Judge, OpenAIJudge, embedded_coherence_judge, embedded_coherence_judge_id
-from traitloop.judge._specs import server_judge
+from traitloop.judge._specs import server_judge, server_trait_judge
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._progress import StageProgress
 from traitloop.loop._rundir import BASE, TRAIN, WEIGHTS, Manifest, cycle_dir_name, eval_set_of, stage_seed, weights_id
@@ -60,7 +60,7 @@ class Run:
 
     @cached_property
     def _server_trait_judge(self) -> OpenAIJudge:
-        return server_judge(self.config.judge.trait, self.trait, "trait")
+        return server_trait_judge(self.config.judge.trait, self.trait, self.method.chat)
 
     @cached_property
     def _server_coherence_judge(self) -> OpenAIJudge:
