@@ -124,6 +124,11 @@ def test_each_eval_set_gets_its_own_verdict_in_verdict_and_report(
         result.output.split()
     )
 
+    result = runner.invoke(app, ["report", str(run_with_eval_sets)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "persists on broad: stable" in result.output and "persists on broad@multi_turn: too few cycles" in result.output
+    )
     report = write_report(
         [load_run(run_with_eval_sets)], tmp_path / "report.html", eval_sets=load_eval_sets(run_with_eval_sets)
     )

@@ -199,8 +199,9 @@ def report(
         written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
     except UserError as error:
         _fail(error)
-    for verdict in written.comparison.runs:
-        console.print(f"{verdict.run}: [bold]{verdict.verdict}[/]", highlight=False)
+    for verdict in [*written.comparison.runs, *written.comparison.eval_sets]:
+        where = "" if verdict.eval_set is None else f" on {verdict.eval_set}"
+        console.print(f"{verdict.run}{where}: [bold]{verdict.verdict}[/]", highlight=False)
     console.print(f"report: {written.html}\nplots: {written.plots[0].parent}\ntable: {written.table}")
 
 
