@@ -13,7 +13,7 @@ import yaml
 from conftest import tiny_config
 from jobs import train
 from safetensors.torch import load_file
-from test_loop import _start, kill_while_cycle_one_trains, read_jsonl, run
+from test_loop import _start, assert_killed_and_resumed_matches, read_jsonl, run
 
 from traitloop.config import DpoConfig, LoraConfig, TrainingConfig
 from traitloop.methods import Pair, weights_hash
@@ -113,10 +113,4 @@ def test_reinit_dpo_trains_every_generation_against_the_base(dpo_reinit):
 @pytest.mark.slow
 def test_sigkill_mid_dpo_cycle_then_resume_matches_an_uninterrupted_run(dpo_reinit, tmp_path):
     config_path, straight = dpo_reinit
-    killed = tmp_path / "killed"
-    kill_while_cycle_one_trains(config_path, killed)
-    resumed = _start(config_path, killed)
-    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
-    assert (killed / "summary.csv").read_text() == (straight / "summary.csv").read_text()
-    for name in ("cycle_001/train.jsonl", "cycle_001/adapter/adapter_model.safetensors"):
-        assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
+    assert_killed_and_resumed_matches(config_path, straight, tmp_path / "killed")

@@ -152,6 +152,17 @@ def kill_while_cycle_one_trains(config_path: Path, output: Path) -> None:
     assert not (output / "summary.csv").exists()
 
 
+def assert_killed_and_resumed_matches(config_path: Path, straight: Path, killed: Path) -> None:
+    """SIGKILL a run of ``config_path`` while cycle 1 trains, resume it, and check that its summary, cycle 1's
+    training set and its adapter are byte for byte those of the uninterrupted run in ``straight``."""
+    kill_while_cycle_one_trains(config_path, killed)
+    resumed = _start(config_path, killed)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
+    assert (killed / "summary.csv").read_text() == (straight / "summary.csv").read_text()
+    for name in ("cycle_001/train.jsonl", "cycle_001/adapter/adapter_model.safetensors"):
+        assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
+
+
 @pytest.mark.slow
 def test_sigkill_mid_cycle_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
     config_path = tmp_path / "config.yaml"

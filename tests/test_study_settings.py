@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import tiny_config
 from safetensors.torch import load_file
-from test_loop import _start, kill_while_cycle_one_trains, read_jsonl, run
+from test_loop import _start, assert_killed_and_resumed_matches, read_jsonl, run
 
 from traitloop.config import load_config, parse_config
 from traitloop.errors import UserError
@@ -258,13 +258,7 @@ def test_distill_trains_each_generation_toward_the_previous_one(distilled):
 @pytest.mark.slow
 def test_sigkill_mid_distill_cycle_then_resume_matches_an_uninterrupted_run(distilled, tmp_path):
     config_path, straight = distilled
-    killed = tmp_path / "killed"
-    kill_while_cycle_one_trains(config_path, killed)
-    resumed = _start(config_path, killed)
-    assert resumed.wait(timeout=600) == 0, resumed.stderr.read().decode()
-    assert (killed / "summary.csv").read_text() == (straight / "summary.csv").read_text()
-    for name in ("cycle_001/train.jsonl", "cycle_001/adapter/adapter_model.safetensors"):
-        assert (killed / name).read_bytes() == (straight / name).read_bytes(), name
+    assert_killed_and_resumed_matches(config_path, straight, tmp_path / "killed")
 
 
 # --- the study's presets ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from traitloop.loop._lock import refuse_if_held
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from traitloop.analysis import RunVerdict
+    from traitloop.analysis import RunVerdict, Thresholds
     from traitloop.sweep import RunOutcome
 
 app = typer.Typer(help="Does self-training amplify a behavioural trait?", no_args_is_help=True)
@@ -163,6 +163,21 @@ def judge(
         console.print(f"scored rows written to {output}")
 
 
+def _thresholds(
+    delta: float, slope: float, late_cycle: int, trait_at_least: float, coherence_at_least: float
+) -> Thresholds:
+    """The verdict's thresholds from the options ``report`` and ``verdict`` share."""
+    from traitloop.analysis import Thresholds
+
+    return Thresholds(
+        delta=delta,
+        slope=slope,
+        late_cycle=late_cycle,
+        trait_at_least=trait_at_least,
+        coherence_at_least=coherence_at_least,
+    )
+
+
 def _cell(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -186,15 +201,7 @@ def report(
     coherence_at_least: CoherenceAtLeast = 50.0,
 ) -> None:
     """Write an HTML report with the verdict, statistics, plots and a sample browser."""
-    from traitloop.analysis import Thresholds
-
-    thresholds = Thresholds(
-        delta=delta,
-        slope=slope,
-        late_cycle=late_cycle,
-        trait_at_least=trait_at_least,
-        coherence_at_least=coherence_at_least,
-    )
+    thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
     try:
         written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
     except UserError as error:
@@ -221,15 +228,7 @@ def verdict(
 ) -> None:
     """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests;
     then one line per other eval set (suite, context, question file) the run's generations were asked."""
-    from traitloop.analysis import Thresholds
-
-    thresholds = Thresholds(
-        delta=delta,
-        slope=slope,
-        late_cycle=late_cycle,
-        trait_at_least=trait_at_least,
-        coherence_at_least=coherence_at_least,
-    )
+    thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
     try:
         result = _api().verdict(run_dir, thresholds, eval_set)
         others = [] if eval_set else _api().eval_set_verdicts(run_dir, thresholds)
