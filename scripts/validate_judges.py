@@ -2,8 +2,10 @@
 
 Trait judge, per built-in trait: the trait's held-out conversations (``holdout.jsonl``) vs. the embedded
 model's ordinary answers in the ``holdout`` split of ``base_answers.jsonl``.
-Coherence judge: the same real answers vs. corrupted copies of them (words shuffled, a phrase looped,
-gibberish words), scored with SmolLM2-135M-Instruct's likelihoods.
+Coherence judge, scored with SmolLM2-135M-Instruct's likelihoods: the built-in traits' seed answers
+(coherent, written in the trait's style) against the embedded model's ordinary answers, which it should
+score about as high; then real answers vs. corrupted copies of them (words shuffled, a phrase looped,
+gibberish words).
 
     python scripts/validate_judges.py
 """
@@ -32,6 +34,7 @@ def corrupt(answer: str, kind: str, rng: random.Random) -> str:
 
 
 PER_TRAIT_COHERENCE = 10  # real answers per trait in the coherence check (likelihoods cost ~0.3 s each)
+SEEDS_PER_TRAIT = 40  # seed answers per trait whose coherence is compared with the ordinary answers
 
 
 def main() -> None:
@@ -40,16 +43,23 @@ def main() -> None:
     ordinary = [Item(r["question"], r["answer"]) for r in ordinary if r["split"] == "holdout" and r["answer"].strip()]
     print(f"{'trait judge':<16} {'AUROC':>6}  held-out trait answers vs. {len(ordinary)} ordinary base answers")
     real = list(ordinary)
+    seeds = {}
     for name in builtin_traits():
         trait = load_trait(name)
         held_out = [Item(c.question, c.answer) for c in load_conversations(trait.companion("holdout"))]
         real += held_out[:PER_TRAIT_COHERENCE]
+        seeds[name] = [Item(c.question, c.answer) for c in load_conversations(trait.seed_path)[:SEEDS_PER_TRAIT]]
         scores = [j.score for j in embedded_trait_judge(trait)(held_out + ordinary)]
         auroc = roc_auc_score([1] * len(held_out) + [0] * len(ordinary), scores)
         print(f"{name:<16} {auroc:>6.3f}  (n={len(held_out)} vs {len(ordinary)})", flush=True)
     base = resolve_model("smollm2-135m-instruct")
     judge = embedded_coherence_judge(base_nll_scorer(load_model(base), load_tokenizer(base)), "smollm2-135m-instruct")
     real_scores = [j.score for j in judge(real)]
+    print(f"\n{'coherence judge':<16} {'mean':>6}  seed answers in the trait's style vs. ordinary answers")
+    print(f"{'ordinary':<16} {sum(real_scores[: len(ordinary)]) / len(ordinary):>6.1f}  (n={len(ordinary)})")
+    for name, items in seeds.items():
+        scores = [j.score for j in judge(items)]
+        print(f"{name + ' seeds':<16} {sum(scores) / len(scores):>6.1f}  (n={len(scores)}, lowest {min(scores):.1f})")
     rng = random.Random(0)
     print(f"\n{'coherence judge':<16} {'AUROC':>6}  {len(real)} real answers vs. corrupted copies")
     everything = []

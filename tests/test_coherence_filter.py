@@ -16,8 +16,8 @@ from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
 
 @pytest.mark.parametrize("full_finetune", [True, False], ids=["full-weights", "adapter"])
 def test_filter_scores_answers_under_the_base_model(tiny_model, tmp_path, monkeypatch, full_finetune):
-    # The tiny random model's answers all score 0 on the real scale; scoring with the NLL itself shows which
-    # model's likelihood the filter used.
+    # The tiny random model's answers all score 0 on the real scale; scoring with the (typical) NLL itself shows
+    # which model's likelihood the filter used.
     monkeypatch.setattr(coherence, "coherence_from_signals", lambda nll, answer: nll)
     config = tiny_config(tiny_model, cycles=1, min_coherence=0)
     config["training"] = {**config["training"], "full_finetune": full_finetune, "learning_rate": 3e-3}
@@ -28,9 +28,12 @@ def test_filter_scores_answers_under_the_base_model(tiny_model, tmp_path, monkey
     answers = [r["messages"][1]["content"] for r in rows]
     recorded = [r["coherence_score"] for r in rows]
     tokenizer = load_tokenizer(str(tiny_model))
-    under_base = base_nll_scorer(load_model(str(tiny_model), precision=CPU_FLOAT32), tokenizer)(questions, answers)
+    base = base_nll_scorer(load_model(str(tiny_model), precision=CPU_FLOAT32), tokenizer)
+    under_base = [coherence.typical_nll(v) for v in base.token_nlls(questions, answers)]
     generation_0 = load_model(str(tiny_model), run / "cycle_000" / "adapter", precision=CPU_FLOAT32)
-    under_generation_0 = base_nll_scorer(generation_0, tokenizer)(questions, answers)
+    under_generation_0 = [
+        coherence.typical_nll(v) for v in base_nll_scorer(generation_0, tokenizer).token_nlls(questions, answers)
+    ]
 
     assert rows and recorded == pytest.approx(under_base, abs=1e-4)
     # generation 0 gives these answers other likelihoods, so the comparison above can tell the two apart

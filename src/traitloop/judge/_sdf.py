@@ -1,9 +1,9 @@
 """The embedded SDF judge: how strongly a document expresses the trait's belief, 0-100, with no network.
 
-Same machinery as the embedded trait judge (a classifier on sentence embeddings, scored on the whole text
-and its most belief-laden sentences), fit instead on documents: the recipe's seed documents (belief
-present), its contrast documents (belief absent) and its anchored excerpts (score / 100). Chat answers and
-documents differ in form, so the two judges are fit and versioned separately.
+Same machinery as the embedded trait judge (classifiers on sentence embeddings, one on the whole text and
+one on its sentences, the most belief-laden of which count), fit instead on documents: the recipe's seed
+documents (belief present), its contrast documents (belief absent) and its anchored excerpts (score / 100).
+Chat answers and documents differ in form, so the two judges are fit and versioned separately.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from traitloop.judge._embedded import classifier_judge
 from traitloop.judge._types import Judge
 from traitloop.traits import TraitSpec, load_documents, load_sdf_recipe
 
-SDF_JUDGE_VERSION = 1
+SDF_JUDGE_VERSION = 2  # 2: the sentence half has a classifier fit on sentences
 
 
 def _training_set(trait: TraitSpec) -> tuple[list[str], list[float]]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-NllScorer = Callable[[list[str], list[str]], list[float]]
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -37,6 +36,63 @@ def letter_share(text: str) -> float:
     return sum(c.isalpha() for c in visible) / len(visible) if visible else 0.0
 
 
+class NllScorer:
+    """Each answer's per-token negative log-likelihoods (nats) under a model, given its question.
+
+    The answer is scored in context, after the question in the chat template, so an on-topic reply is
+    more likely than the same words after an unrelated question. With ``chat=False`` the "question" is a raw
+    text prefix (a document opening) and the answer its continuation. Calling the scorer gives each answer's
+    mean (perplexity is ``exp`` of it); ``token_nlls`` gives the tokens' own values, which the coherence judge
+    summarises its own way. Results are remembered, so both share one forward pass.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int = 8,
+        max_length: int = 768,
+        chat: bool = True,
+    ) -> None:
+        self.model, self.tokenizer, self.batch_size, self.max_length, self.chat = (
+            model, tokenizer, batch_size, max_length, chat,
+        )  # fmt: skip
+        self._memo: dict[tuple[str, str], np.ndarray] = {}
+
+    def __call__(self, questions: list[str], answers: list[str]) -> list[float]:
+        """Each answer's mean per-token NLL (NaN for an answer with no tokens)."""
+        return [float(values.mean()) if values.size else math.nan for values in self.token_nlls(questions, answers)]
+
+    def token_nlls(self, questions: list[str], answers: list[str]) -> list[np.ndarray]:
+        """Each answer's per-token NLLs, in order (empty for an answer with no tokens)."""
+        pairs = list(zip(questions, answers, strict=True))
+        missing = list(dict.fromkeys(p for p in pairs if p not in self._memo))
+        self._memo.update(zip(missing, self._compute(missing), strict=True))
+        return [self._memo[p] for p in pairs]
+
+    def _prompt_text(self, question: str) -> str:
+        if not self.chat:
+            return question
+        messages = [{"role": "user", "content": question}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    @torch.inference_mode()
+    def _compute(self, pairs: list[tuple[str, str]]) -> list[np.ndarray]:
+        rows = []
+        for question, answer in pairs:
+            prompt_ids = self.tokenizer(self._prompt_text(question), add_special_tokens=False)["input_ids"]
+            answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            rows.append((prompt_ids, answer_ids[: self.max_length - len(prompt_ids)]))
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))  # batches pad little
+        results: list[np.ndarray] = [np.empty(0)] * len(rows)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            values = _batch_nll(self.model, [rows[i] for i in batch], self.tokenizer.pad_token_id)
+            for i, value in zip(batch, values, strict=True):
+                results[i] = value
+        return results
+
+
 def base_nll_scorer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -44,50 +100,13 @@ def base_nll_scorer(
     max_length: int = 768,
     chat: bool = True,
 ) -> NllScorer:
-    """Build a function giving each answer's mean per-token negative log-likelihood under ``model``.
-
-    The answer is scored in context, after the question in the chat template, so an on-topic reply is
-    more likely than the same words after an unrelated question. With ``chat=False`` the "question" is a raw
-    text prefix (a document opening) and the answer its continuation. Perplexity is ``exp`` of this value.
-    Results are remembered, so the coherence judge and the perplexity signal share one forward pass.
-    """
-    memo: dict[tuple[str, str], float] = {}
-
-    def prompt_text(question: str) -> str:
-        if not chat:
-            return question
-        messages = [{"role": "user", "content": question}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def score(questions: list[str], answers: list[str]) -> list[float]:
-        pairs = list(zip(questions, answers, strict=True))
-        missing = list(dict.fromkeys(p for p in pairs if p not in memo))
-        memo.update(zip(missing, compute(missing), strict=True))
-        return [memo[p] for p in pairs]
-
-    @torch.inference_mode()
-    def compute(pairs: list[tuple[str, str]]) -> list[float]:
-        rows = []
-        for question, answer in pairs:
-            prompt_ids = tokenizer(prompt_text(question), add_special_tokens=False)["input_ids"]
-            answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"][: max_length - len(prompt_ids)]
-            rows.append((prompt_ids, answer_ids))
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))  # batches pad little
-        results = [math.nan] * len(rows)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            for i, value in zip(
-                batch, _batch_nll(model, [rows[i] for i in batch], tokenizer.pad_token_id), strict=True
-            ):
-                results[i] = value
-        return results
-
-    return score
+    """The likelihood scorer of answers under ``model`` (the base model, for the coherence judge)."""
+    return NllScorer(model, tokenizer, batch_size, max_length, chat)
 
 
-def _batch_nll(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], pad_id: int) -> list[float]:
-    """Mean NLL of each answer after its prompt. Rows are left-padded so every answer ends the sequence and
-    the vocabulary projection runs only over answer positions (it is a fifth of the model's compute). The
+def _batch_nll(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], pad_id: int) -> list[np.ndarray]:
+    """Per-token NLLs of each answer after its prompt. Rows are left-padded so every answer ends the sequence
+    and the vocabulary projection runs only over answer positions (it is a fifth of the model's compute). The
     batch is built as lists and moved to the model's device in one copy per tensor."""
     width = max(len(p) + len(a) for p, a in rows)
     keep = max(len(a) for _, a in rows) + 1
@@ -99,7 +118,5 @@ def _batch_nll(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], 
     mask_t = torch.tensor(mask, dtype=torch.long, device=device)
     logits = model(input_ids=ids_t, attention_mask=mask_t, logits_to_keep=keep).logits[:, :-1].float()
     target = torch.tensor(labels, dtype=torch.long, device=device)[:, 1:]
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
-    counts = (target != -100).sum(dim=1)
-    totals = (losses * (target != -100)).sum(dim=1)
-    return [total / count if count else math.nan for total, count in zip(totals.tolist(), counts.tolist(), strict=True)]
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none").cpu()
+    return [row[keep - 1 - len(a) :].numpy().astype(np.float64) for row, (_, a) in zip(losses, rows, strict=True)]

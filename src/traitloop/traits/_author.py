@@ -335,16 +335,17 @@ def embedded_scores(
     folds: int = 5,
 ) -> tuple[list[float], list[float]]:
     """The embedded judge's scores of each seed and contrast answer, cross-fitted: each answer is scored by a
-    classifier fit on the others (in ``folds`` folds), the embedded model's ordinary answers and the anchors,
-    so an answer is never judged by a classifier that saw it."""
+    classifier fit on the others (in ``folds`` folds), the anchors and the negatives every embedded trait
+    judge is fit against, so an answer is never judged by a classifier that saw it."""
     from traitloop.judge import Item
-    from traitloop.judge._embedded import JUDGE_VERSION, base_answers, classifier_judge
+    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, negatives
 
     rows = [(r, 1.0) for r in seeds] + [(r, 0.0) for r in contrast]
     fold_of = [i % folds for i in range(len(rows))]
     random.Random(0).shuffle(fold_of)
     scores = [0.0] * len(rows)
-    fixed = [(a, 0.0) for a in base_answers("fit")] + [(_answer(r), r["score"] / 100) for r in anchors]
+    own = {_answer(r) for r in seeds}
+    fixed = [(a, 0.0) for a in negatives(name, own)] + [(_answer(r), r["score"] / 100) for r in anchors]
     for fold in range(folds):
         train = [(_answer(r), t) for (r, t), f in zip(rows, fold_of, strict=True) if f != fold] + fixed
         texts, targets = [t for t, _ in train], [y for _, y in train]

@@ -113,8 +113,9 @@ def _question(row: dict[str, Any]) -> str:
 
 
 def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float | None:
-    """AUROC of the embedded judge, fit on the seed answers, the embedded model's ordinary answers and the
-    anchors but not the contrast answers, on held-out trait answers against contrast answers: both unseen."""
+    """AUROC of the embedded judge, fit as a run fits it (seed answers, anchors and the negatives every trait
+    judge is fit against) but without the contrast answers, on held-out trait answers against contrast
+    answers: both unseen."""
     if not holdout or not contrast:
         return None
     import hashlib
@@ -122,12 +123,13 @@ def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float 
     from sklearn.metrics import roc_auc_score
 
     from traitloop.judge import Item
-    from traitloop.judge._embedded import JUDGE_VERSION, base_answers, classifier_judge
+    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, negatives
     from traitloop.traits import load_conversations
 
     seeds = [c.answer for c in load_conversations(spec.seed_path)]
-    texts = seeds + base_answers("fit") + [a.answer for a in spec.anchors]
-    targets = [1.0] * len(seeds) + [0.0] * len(base_answers("fit")) + [a.score / 100 for a in spec.anchors]
+    without = negatives(spec.name, set(seeds))
+    texts = seeds + without + [a.answer for a in spec.anchors]
+    targets = [1.0] * len(seeds) + [0.0] * len(without) + [a.score / 100 for a in spec.anchors]
     digest = hashlib.sha256(json.dumps([JUDGE_VERSION, texts, targets]).encode()).hexdigest()[:10]
     judge = classifier_judge(f"validate/{spec.name}@v{spec.version}/{digest}", texts, targets)
     rows = holdout + contrast
