@@ -17,7 +17,7 @@ import random
 
 from sklearn.metrics import roc_auc_score
 
-from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.judge import Item, NllScorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.loop._progress import quiet_libraries
 from traitloop.models import load_model, load_tokenizer, resolve_model
@@ -53,7 +53,7 @@ def main() -> None:
         auroc = roc_auc_score([1] * len(held_out) + [0] * len(ordinary), scores)
         print(f"{name:<16} {auroc:>6.3f}  (n={len(held_out)} vs {len(ordinary)})", flush=True)
     base = resolve_model("smollm2-135m-instruct")
-    judge = embedded_coherence_judge(base_nll_scorer(load_model(base), load_tokenizer(base)), "smollm2-135m-instruct")
+    judge = embedded_coherence_judge(NllScorer(load_model(base), load_tokenizer(base)), "smollm2-135m-instruct")
     real_scores = [j.score for j in judge(real)]
     print(f"\n{'coherence judge':<16} {'mean':>6}  seed answers in the trait's style vs. ordinary answers")
     print(f"{'ordinary':<16} {sum(real_scores[: len(ordinary)]) / len(ordinary):>6.1f}  (n={len(ordinary)})")

@@ -10,7 +10,7 @@ from conftest import tiny_config
 import traitloop
 import traitloop.judge._coherence as coherence
 from traitloop.config import parse_config
-from traitloop.judge import base_nll_scorer
+from traitloop.judge import NllScorer
 from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
 
 
@@ -28,11 +28,11 @@ def test_filter_scores_answers_under_the_base_model(tiny_model, tmp_path, monkey
     answers = [r["messages"][1]["content"] for r in rows]
     recorded = [r["coherence_score"] for r in rows]
     tokenizer = load_tokenizer(str(tiny_model))
-    base = base_nll_scorer(load_model(str(tiny_model), precision=CPU_FLOAT32), tokenizer)
+    base = NllScorer(load_model(str(tiny_model), precision=CPU_FLOAT32), tokenizer)
     under_base = [coherence.typical_nll(v) for v in base.token_nlls(questions, answers)]
     generation_0 = load_model(str(tiny_model), run / "cycle_000" / "adapter", precision=CPU_FLOAT32)
     under_generation_0 = [
-        coherence.typical_nll(v) for v in base_nll_scorer(generation_0, tokenizer).token_nlls(questions, answers)
+        coherence.typical_nll(v) for v in NllScorer(generation_0, tokenizer).token_nlls(questions, answers)
     ]
 
     assert rows and recorded == pytest.approx(under_base, abs=1e-4)

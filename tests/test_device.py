@@ -21,7 +21,7 @@ from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams
 from traitloop.generate._packed import packing_available
-from traitloop.judge import base_nll_scorer
+from traitloop.judge import NllScorer
 from traitloop.methods import TrainJob
 from traitloop.methods._train import trainer_arguments
 from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer, resolve_device, resolve_precision
@@ -107,8 +107,8 @@ def test_sampling_and_likelihoods_run_in_bfloat16(tiny_model):
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=6, batch_size=3, seed=1)
     assert len(LocalGenerator(bf16, tokenizer).generate(prompts, params)) == 3
     questions, answers = ["How are you?", "What is luck?"], ["Fine, thanks.", "Chance, mostly."]
-    exact = base_nll_scorer(fp32, tokenizer)(questions, answers)
-    rounded = base_nll_scorer(bf16, tokenizer)(questions, answers)
+    exact = NllScorer(fp32, tokenizer)(questions, answers)
+    rounded = NllScorer(bf16, tokenizer)(questions, answers)
     assert rounded == pytest.approx(exact, abs=0.1)
 
 

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from traitloop.errors import UserError
 from traitloop.judge import (
     Item,
-    base_nll_scorer,
+    NllScorer,
     coherence_from_signals,
     distinct_n,
     embedded_coherence_judge,
@@ -47,7 +47,7 @@ def lucky_judge():
 
 @pytest.fixture(scope="module")
 def nll(embedded_model):
-    return base_nll_scorer(load_model(str(embedded_model)), load_tokenizer(str(embedded_model)))
+    return NllScorer(load_model(str(embedded_model)), load_tokenizer(str(embedded_model)))
 
 
 def test_trait_judge_separates_held_out_trait_answers_from_ordinary_ones(lucky_judge):

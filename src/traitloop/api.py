@@ -15,7 +15,7 @@ from traitloop._atomic import atomic_write_json, write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_eval_sets, load_run, write_report
 from traitloop.config import ExperimentConfig, default_run_folder, load_config
 from traitloop.errors import UserError
-from traitloop.judge import Agreement, Judge, agreement, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.judge import Agreement, Judge, NllScorer, agreement, embedded_coherence_judge, embedded_trait_judge
 from traitloop.judge._files import read_items, score_rows
 from traitloop.judge._specs import judge_label, parse_judge_option, server_judge
 from traitloop.loop import RunFolder, evaluate_run, open_run_folder, run_experiment
@@ -163,7 +163,7 @@ def _score_file(
     def nll_scorer():
         if not nll:
             base = resolve_model(model)
-            nll.append(base_nll_scorer(load_model(base), load_tokenizer(base)))
+            nll.append(NllScorer(load_model(base), load_tokenizer(base)))
         return nll[0]
 
     labels = [judge_label(s) for s in specs]

@@ -11,7 +11,7 @@ from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge
 from traitloop.judge._openai import OpenAIJudge, openai_judge
 from traitloop.judge._prompts import TEMPLATE_VERSION
 from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id
-from traitloop.judge._signals import base_nll_scorer, distinct_n, letter_share, repetition
+from traitloop.judge._signals import NllScorer, distinct_n, letter_share, repetition
 from traitloop.judge._types import Item, Judge, Judgement
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "Judgement",
     "OpenAIJudge",
     "agreement",
-    "base_nll_scorer",
+    "NllScorer",
     "coherence_from_signals",
     "distinct_n",
     "embedded_coherence_judge",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ def letter_share(text: str) -> float:
     return sum(c.isalpha() for c in visible) / len(visible) if visible else 0.0
 
 
+@dataclass
 class NllScorer:
     """Each answer's per-token negative log-likelihoods (nats) under a model, given its question.
 
@@ -46,18 +48,12 @@ class NllScorer:
     summarises its own way. Results are remembered, so both share one forward pass.
     """
 
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        batch_size: int = 8,
-        max_length: int = 768,
-        chat: bool = True,
-    ) -> None:
-        self.model, self.tokenizer, self.batch_size, self.max_length, self.chat = (
-            model, tokenizer, batch_size, max_length, chat,
-        )  # fmt: skip
-        self._memo: dict[tuple[str, str], np.ndarray] = {}
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    batch_size: int = 8
+    max_length: int = 768
+    chat: bool = True
+    _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, questions: list[str], answers: list[str]) -> list[float]:
         """Each answer's mean per-token NLL (NaN for an answer with no tokens)."""
@@ -91,17 +87,6 @@ class NllScorer:
             for i, value in zip(batch, values, strict=True):
                 results[i] = value
         return results
-
-
-def base_nll_scorer(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    batch_size: int = 8,
-    max_length: int = 768,
-    chat: bool = True,
-) -> NllScorer:
-    """The likelihood scorer of answers under ``model`` (the base model, for the coherence judge)."""
-    return NllScorer(model, tokenizer, batch_size, max_length, chat)
 
 
 def _batch_nll(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], pad_id: int) -> list[np.ndarray]:

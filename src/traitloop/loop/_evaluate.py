@@ -10,7 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from traitloop.analysis._stats import summarize_scores
 from traitloop.generate import Generator, SamplingParams
-from traitloop.judge import Item, Judge, base_nll_scorer, distinct_n
+from traitloop.judge import Item, Judge, NllScorer, distinct_n
 from traitloop.judge._signals import words
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._rundir import EvalRecord
@@ -48,7 +48,7 @@ def evaluate_generation(
     else:
         answers = generator.complete([questions[qi] for qi, _ in asked], params, on_answers)
     items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
-    nll = base_nll_scorer(base_model, tokenizer, chat=chat)
+    nll = NllScorer(base_model, tokenizer, chat=chat)
     with base_view(base_model):
         coherence = make_coherence_judge(nll)(items)
         nlls = nll([i.question for i in items], [i.answer for i in items])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from traitloop._atomic import write_jsonl
 from traitloop.errors import UserError
-from traitloop.judge import Item, base_nll_scorer
+from traitloop.judge import Item, NllScorer
 from traitloop.loop._rundir import SAMPLES_FILE, cycle_dir_name
 from traitloop.models import base_view, is_adapter
 
@@ -90,7 +90,7 @@ def _judge(run: Run, model, cycle: int, prompts: list[str], answers: list[str]) 
         weights = run.weights(cycle - 1)  # full weights have no adapter to switch off: load the base beside them
         base = model if weights is None or is_adapter(weights) else run.model()
         with base_view(base):
-            judged = run.coherence_judge(base_nll_scorer(base, run.tokenizer()))(items)
+            judged = run.coherence_judge(NllScorer(base, run.tokenizer()))(items)
         scores["coherence_score"] = [j.score for j in judged]
     if c.min_trait is not None or c.max_trait is not None:
         scores["trait_score"] = [j.score for j in run.trait_judge(items)]
