@@ -33,7 +33,7 @@ import torch
 
 from traitloop.config import TrainingConfig
 from traitloop.generate import LocalGenerator, SamplingParams, server_generator
-from traitloop.judge import Item, base_nll_scorer, embedded_coherence_judge, embedded_trait_judge
+from traitloop.judge import Item, NllScorer, embedded_coherence_judge, embedded_trait_judge
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._evaluate import evaluate_generation
 from traitloop.loop._progress import quiet_libraries
@@ -297,7 +297,7 @@ def judge_rows(model, tokenizer, prompts: list[str], answers: list[str]) -> list
     items = [Item(q, a) for q, a in zip(prompts, answers, strict=True)]
     trait_judge = embedded_trait_judge(load_trait("lucky"))
     _, trait_s = timed(lambda: trait_judge(items))
-    coherence = embedded_coherence_judge(base_nll_scorer(model, tokenizer), MODEL)
+    coherence = embedded_coherence_judge(NllScorer(model, tokenizer), MODEL)
     _, coherence_s = timed(lambda: coherence(items))
     return [
         (f"embedded trait judge ({len(items)} answers)", len(items) / trait_s, "answers/s", ""),
