@@ -52,6 +52,18 @@ def test_decaying_scores() -> None:
     assert label(tests, decay) == "decayed"
 
 
+def test_a_one_cycle_wobble_is_stable_and_a_one_cycle_fall_of_delta_decayed() -> None:
+    """Over two generations a slope is only the difference: held to s (1.67) instead of Δ, it would call a
+    non-significant 2.9-point wobble (a generated trait's demo run: 56.2 then 53.3) decayed."""
+    wobble = [56.2, 53.3]
+    tests, decay = amplification_tests(wobble, DEFAULTS), decay_tests(wobble, DEFAULTS)
+    assert passed(tests) == [False, None, None] and passed(decay) == [False, None]
+    assert label(tests, decay) == "stable"
+    fall = [32.1, 4.8]
+    assert label(amplification_tests(fall, DEFAULTS), decay_tests(fall, DEFAULTS)) == "decayed"
+    assert mean_prefix_slope([10.0, 12.0, 20.0]) == pytest.approx((2.0 + 5.0) / 2)
+
+
 def test_amplifying_scores_pass_every_test() -> None:
     tests = amplification_tests(AMPLIFYING, DEFAULTS)
     assert values(tests) == [25.0, 5.0, 25.0]

@@ -71,9 +71,16 @@ def ols_slope(y: list[float] | np.ndarray) -> float:
     return float(((x - x.mean()) * (values - values.mean())).sum() / ((x - x.mean()) ** 2).sum())
 
 
+SLOPE_MIN_GENERATIONS = 3  # cycle 0 and two self-trained cycles
+
+
 def mean_prefix_slope(means: list[float]) -> float | None:
-    """Mean of the OLS slopes over every prefix of two or more cycles; one late spike moves only a few of them."""
-    if len(means) < 2:
+    """Mean of the OLS slopes over every prefix of two or more cycles; one late spike moves only a few of them.
+
+    None for fewer than ``SLOPE_MIN_GENERATIONS`` generations: over two, the "slope" is test (a)'s difference
+    held to s instead of Δ, so a 2-point wobble of a one-cycle run would pass it as amplified or decayed.
+    """
+    if len(means) < SLOPE_MIN_GENERATIONS:
         return None
     return float(np.mean([ols_slope(means[:end]) for end in range(2, len(means) + 1)]))
 
