@@ -114,3 +114,24 @@ def test_judge_reports_bad_judge_options(tmp_path, args, message):
     source.write_text('{"question": "q", "answer": "a"}\n')
     result = invoke("judge", "--trait", "lucky", "--input", str(source), *args)
     assert result.exit_code == 2 and message in result.text
+
+
+def test_trait_new_takes_the_judge_thresholds_and_keeps_the_other_defaults(monkeypatch, tmp_path):
+    """``--seed-min`` is what the "did not survive the filters" error tells a user to lower."""
+    from traitloop import api
+    from traitloop.errors import UserError
+    from traitloop.traits._author import Settings
+
+    seen = {}
+
+    def stop_before_writing(name, text, writer, folder, **options):
+        seen.update(options)
+        raise UserError("stopped before writing")
+
+    monkeypatch.setattr(api, "author_trait", stop_before_writing)
+    command = ["trait", "new", "stoic", "--description", "Calm and steady.", "--generator",
+               "openai:m@http://127.0.0.1:9/v1", "--seed-min", "20", "-o", str(tmp_path / "stoic")]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2 and "stopped before writing" in result.output
+    assert seen["settings"] == Settings(size=300, seed_min=20.0)
+    assert CliRunner().invoke(app, [*command, "--contrast-max", "101"]).exit_code == 2  # out of range

@@ -288,6 +288,11 @@ def pull_model(name: str) -> Path:
     return pull(name)
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options a caller set, so that the rest keep their defaults from one place."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def new_trait(
     name: str,
     description: str | None = None,
@@ -296,6 +301,8 @@ def new_trait(
     generator: str = "local",
     judge: str = "embedded",
     size: int = 300,
+    seed_min: float | None = None,
+    contrast_max: float | None = None,
     sdf: bool = False,
     output: Path | None = None,
     force: bool = False,
@@ -318,7 +325,7 @@ def new_trait(
         folder,
         judge=judge_label(judge_spec),
         judge_spec=judge_spec if judge_spec.kind == "openai" else None,
-        settings=Settings(size=size),
+        settings=Settings(size=size, **_given(seed_min=seed_min, contrast_max=contrast_max)),
         sdf=sdf,
         force=force,
         say=say,

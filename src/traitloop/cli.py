@@ -395,6 +395,12 @@ def trait_new(
     generator: Generator = "local",
     judge: Annotated[str, typer.Option(help="Trait judge for filtering: embedded | openai:MODEL@URL.")] = "embedded",
     size: Annotated[int, typer.Option(min=8, help="Seed conversations to keep (a held-out split comes on top).")] = 300,
+    seed_min: Annotated[
+        float | None, typer.Option(min=0, max=100, help="Judge score a seed answer needs at least (50).")
+    ] = None,
+    contrast_max: Annotated[
+        float | None, typer.Option(min=0, max=100, help="Judge score a contrast answer may have at most (30).")
+    ] = None,
     sdf: Annotated[bool, typer.Option(help="Also write the SDF recipe and documents.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Trait folder (default traits/NAME).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
@@ -408,8 +414,9 @@ def trait_new(
 
     try:
         folder, report = _api().new_trait(
-            name, description, from_file=from_, generator=generator, judge=judge, size=size, sdf=sdf,
-            output=output, force=force, api_key_env=api_key_env, cache=cache, say=say,
+            name, description, from_file=from_, generator=generator, judge=judge, size=size, seed_min=seed_min,
+            contrast_max=contrast_max, sdf=sdf, output=output, force=force, api_key_env=api_key_env, cache=cache,
+            say=say,
         )  # fmt: skip
     except UserError as error:
         _fail(error)
