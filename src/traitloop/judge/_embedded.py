@@ -200,7 +200,7 @@ def _fit_both(texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
 
 
 def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
-    """Fitting embeds about 7,000 texts and sentences (three minutes on 2 cores), so the result is kept in the
+    """Fitting embeds about 7,000 texts and sentences (about a minute on 2 cores), so the result is kept in the
     cache, named by the judge id, which hashes everything the fit depends on."""
     path = cache_dir() / "judges" / (judge_id.replace("/", "_").replace("@", "_") + ".safetensors")
     if path.is_file():
@@ -219,9 +219,14 @@ def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[
     return whole, sentence
 
 
+def fit_digest(version: int, texts: list[str], targets: list[float]) -> str:
+    """A short hash of everything a classifier fit depends on: the judge's version and its training data.
+    Judge ids end with it, so changed data or a new version fits (and caches) a new classifier."""
+    return hashlib.sha256(json.dumps([version, texts, targets]).encode()).hexdigest()[:10]
+
+
 def _judge_id(trait: TraitSpec, texts: list[str], targets: list[float]) -> str:
-    digest = hashlib.sha256(json.dumps([JUDGE_VERSION, texts, targets]).encode()).hexdigest()[:10]
-    return f"embedded-trait/{trait.name}@v{trait.version}/{digest}"
+    return f"embedded-trait/{trait.name}@v{trait.version}/{fit_digest(JUDGE_VERSION, texts, targets)}"
 
 
 def embedded_trait_judge_id(trait: TraitSpec) -> str:

@@ -8,10 +8,7 @@ Chat answers and documents differ in form, so the two judges are fit and version
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-from traitloop.judge._embedded import classifier_judge
+from traitloop.judge._embedded import classifier_judge, fit_digest
 from traitloop.judge._types import Judge
 from traitloop.traits import TraitSpec, load_documents, load_sdf_recipe
 
@@ -33,8 +30,7 @@ def _training_set(trait: TraitSpec) -> tuple[list[str], list[float]]:
 
 
 def _judge_id(trait: TraitSpec, texts: list[str], targets: list[float]) -> str:
-    digest = hashlib.sha256(json.dumps([SDF_JUDGE_VERSION, texts, targets]).encode()).hexdigest()[:10]
-    return f"embedded-sdf/{trait.name}@v{trait.version}/{digest}"
+    return f"embedded-sdf/{trait.name}@v{trait.version}/{fit_digest(SDF_JUDGE_VERSION, texts, targets)}"
 
 
 def embedded_sdf_judge_id(trait: TraitSpec) -> str:

@@ -338,7 +338,7 @@ def embedded_scores(
     classifier fit on the others (in ``folds`` folds), the anchors and the negatives every embedded trait
     judge is fit against, so an answer is never judged by a classifier that saw it."""
     from traitloop.judge import Item
-    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, negatives
+    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, fit_digest, negatives
 
     rows = [(r, 1.0) for r in seeds] + [(r, 0.0) for r in contrast]
     fold_of = [i % folds for i in range(len(rows))]
@@ -349,8 +349,7 @@ def embedded_scores(
     for fold in range(folds):
         train = [(_answer(r), t) for (r, t), f in zip(rows, fold_of, strict=True) if f != fold] + fixed
         texts, targets = [t for t, _ in train], [y for _, y in train]
-        digest = hashlib.sha256(json.dumps([JUDGE_VERSION, texts, targets]).encode()).hexdigest()[:10]
-        judge = classifier_judge(f"author-fold/{name}/{digest}", texts, targets)
+        judge = classifier_judge(f"author-fold/{name}/{fit_digest(JUDGE_VERSION, texts, targets)}", texts, targets)
         held = [i for i, f in enumerate(fold_of) if f == fold]
         judged = judge([Item(_question(rows[i][0]), _answer(rows[i][0])) for i in held])
         for i, judgement in zip(held, judged, strict=True):

@@ -118,19 +118,17 @@ def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float 
     answers: both unseen."""
     if not holdout or not contrast:
         return None
-    import hashlib
-
     from sklearn.metrics import roc_auc_score
 
     from traitloop.judge import Item
-    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, negatives
+    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, fit_digest, negatives
     from traitloop.traits import load_conversations
 
     seeds = [c.answer for c in load_conversations(spec.seed_path)]
     without = negatives(spec.name, set(seeds))
     texts = seeds + without + [a.answer for a in spec.anchors]
     targets = [1.0] * len(seeds) + [0.0] * len(without) + [a.score / 100 for a in spec.anchors]
-    digest = hashlib.sha256(json.dumps([JUDGE_VERSION, texts, targets]).encode()).hexdigest()[:10]
+    digest = fit_digest(JUDGE_VERSION, texts, targets)
     judge = classifier_judge(f"validate/{spec.name}@v{spec.version}/{digest}", texts, targets)
     rows = holdout + contrast
     scores = [j.score or 0.0 for j in judge([Item(_question(r), r["messages"][-1]["content"]) for r in rows])]
