@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from traitloop.config import apply_overrides, default_run_folder, read_yaml
+from traitloop.config import apply_overrides, default_run_folder
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 from traitloop.loop._lock import refuse_if_held
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from traitloop.config import read_text
 from traitloop.errors import UserError
+from traitloop.io import read_text
 from traitloop.judge._types import Item
 from traitloop.traits import SdfRecipe, TraitSpec
 

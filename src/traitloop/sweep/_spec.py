@@ -18,8 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from traitloop.config import ExperimentConfig, apply_overrides, parse_config, read_yaml, resolve_paths
+from traitloop.config import ExperimentConfig, apply_overrides, parse_config, resolve_paths
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 
 
 class _Strict(BaseModel):

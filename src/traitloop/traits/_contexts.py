@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from traitloop.config import NO_CONTEXT, read_yaml
+from traitloop.config import NO_CONTEXT
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 from traitloop.traits._data import Message, first_problem
 
 BUILTIN_CONTEXTS = Path(__file__).parent / "data" / "contexts.yaml"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from traitloop._atomic import atomic_write_json, write_jsonl
-from traitloop.config import read_text
 from traitloop.errors import UserError
+from traitloop.io import read_text
 from traitloop.traits._data import POOL_PATH, _parse_json, encodable, read_jsonl
 from traitloop.traits._filters import POOL_FILTERS, Filter, apply_filters, dedupe, length_filter
 

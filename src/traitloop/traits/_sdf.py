@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from traitloop.config import read_yaml
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 from traitloop.traits._data import first_problem, read_jsonl
 from traitloop.traits._spec import AnchorScore, NonBlank, TraitSpec
 

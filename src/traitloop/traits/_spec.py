@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from traitloop.config import read_yaml
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 from traitloop.traits._data import encodable, load_conversations
 
 DATA_DIR = Path(__file__).parent / "data"

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from traitloop.config import read_yaml
 from traitloop.errors import UserError
+from traitloop.io import read_yaml
 from traitloop.traits._data import conversation_of
 from traitloop.traits._filters import exact_duplicates, near_duplicates, normal_form
 from traitloop.traits._pools import load_prompt_pool
