@@ -48,8 +48,8 @@ assert_run_on_cuda() {
     "$PYTHON" - "$@" <<'PY'
 import sys
 
-from traitloop.loop import open_run_folder
-from traitloop.loop._rundir import planned_stages
+from traitloop.rundir import open_run_folder
+from traitloop.rundir import planned_stages
 
 folder, backend = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "local")
 run = open_run_folder(folder)
@@ -215,7 +215,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from traitloop.loop import open_run_folder
+from traitloop.rundir import open_run_folder
 
 spans = []
 for folder in sorted(Path(sys.argv[1]).iterdir()):

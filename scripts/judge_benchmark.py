@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 from traitloop.judge import Item, agreement, embedded_trait_judge, openai_judge
-from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.loop._progress import quiet_libraries
 from traitloop.models import gguf_path, pull
-from traitloop.traits import load_conversations, load_trait
+from traitloop.traits import BASE_ANSWERS_PATH, load_conversations, load_trait
 
 
 def answers(trait_name: str, per_side: int) -> list[Item]:

@@ -21,9 +21,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from traitloop.judge import Item, embedded_trait_judge
-from traitloop.judge._embedded import base_answers
 from traitloop.loop._progress import quiet_libraries
-from traitloop.traits import TraitSpec, builtin_traits, load_conversations, load_trait
+from traitloop.traits import TraitSpec, base_answers, builtin_traits, load_conversations, load_trait
 
 VIVID_STYLES_PATH = Path(__file__).parents[1] / "tests" / "data" / "vivid_styles.jsonl"
 MAX_STYLE_MEAN = 30.0  # the bar: no other voice averages above this

@@ -13,9 +13,8 @@ import json
 import random
 
 from traitloop.generate import LocalGenerator, SamplingParams
-from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.models import load_model, load_tokenizer, resolve_model
-from traitloop.traits import load_prompt_pool
+from traitloop.traits import BASE_ANSWERS_PATH, load_prompt_pool
 
 
 def main() -> None:

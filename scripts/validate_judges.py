@@ -18,10 +18,9 @@ import random
 from sklearn.metrics import roc_auc_score
 
 from traitloop.judge import Item, NllScorer, embedded_coherence_judge, embedded_trait_judge
-from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.loop._progress import quiet_libraries
 from traitloop.models import load_model, load_tokenizer, resolve_model
-from traitloop.traits import builtin_traits, load_conversations, load_trait
+from traitloop.traits import BASE_ANSWERS_PATH, builtin_traits, load_conversations, load_trait
 
 
 def corrupt(answer: str, kind: str, rng: random.Random) -> str:

@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model: Path) -
 def finished_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 2-cycle run of the tiny model, shared by tests that only read it."""
     import traitloop
-    from traitloop.config import parse_config
+    from traitloop.api import parse_config
 
     return traitloop.run(parse_config(tiny_config(tiny_model)), output=tmp_path_factory.mktemp("runs") / "lucky")
 

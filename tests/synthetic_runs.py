@@ -14,7 +14,7 @@ import numpy as np
 
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import parse_config
-from traitloop.loop._rundir import (
+from traitloop.rundir import (
     EVAL_FILE,
     METRICS_FILE,
     TRAIN_DATA,

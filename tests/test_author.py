@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 import traitloop
 from traitloop._http import GenerationUnavailable
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 from traitloop.judge._cache import JudgementCache
 from traitloop.traits import load_conversations, load_trait

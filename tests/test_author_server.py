@@ -12,8 +12,8 @@ from faults import FlakyProxy
 from typer.testing import CliRunner
 
 import traitloop
+from traitloop.api import parse_config
 from traitloop.cli import app
-from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path

@@ -127,9 +127,9 @@ def test_a_folder_built_by_many_processes_at_once_is_published_whole(tmp_path, s
 
 def _fit_judge(barrier, index, cache: str) -> dict:
     os.environ["TRAITLOOP_CACHE"] = cache
-    from traitloop.judge._embedded import base_answers, classifier_judge
+    from traitloop.judge._embedded import classifier_judge
     from traitloop.judge._types import Item
-    from traitloop.traits import load_conversations, load_trait
+    from traitloop.traits import base_answers, load_conversations, load_trait
 
     lucky = [c.answer for c in load_conversations(load_trait("lucky").seed_path)[:12]]
     texts, targets = lucky + base_answers("fit")[:12], [1.0] * 12 + [0.0] * 12

@@ -9,7 +9,7 @@ from conftest import tiny_config
 
 import traitloop
 import traitloop.judge._coherence as coherence
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.judge import NllScorer
 from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from traitloop.config import load_config, parse_config
+from traitloop.api import load_config, parse_config
 from traitloop.errors import UserError
 
 
@@ -76,7 +76,7 @@ SERVER = {"base_url": "http://localhost:8000/v1", "model": "HuggingFaceTB/SmolLM
         ({"method": "sdf", "min_coherence": 50}, r"min_coherence applies only with method: sft"),
         ({"method": "dpo", "dpo": {"rejected_from": "best"}}, r"dpo.pairs: Input should be 'base', 'previous' or"),
         ({"generation": {"backend": "server"}}, r"generation: .*generation.server is needed with"),
-        ({"generation": {"server": SERVER}}, r"generation.server is needed with, and only with"),
+        ({"generation": {"server": SERVER}}, r"generation.server applies only with generation.backend: server"),
         ({"generation": {"backend": "server", "server": {"model": "m"}}}, r"generation.server.base_url: Field req"),
         (
             {"generation": {"backend": "vllm"}, "training": {"full_finetune": True}},

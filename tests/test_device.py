@@ -17,7 +17,7 @@ from conftest import tiny_config
 from rich.console import Console
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams
 from traitloop.generate._packed import packing_available

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import traitloop
 from traitloop.cli import app
 from traitloop.errors import UserError
-from traitloop.loop import open_run_folder
+from traitloop.rundir import open_run_folder
 from traitloop.traits import load_context, load_trait
 
 QUESTIONS = [f"What would you cook with ingredient number {i}?" for i in range(5)]
@@ -154,7 +154,7 @@ def test_configured_contexts_are_evaluated_every_generation_and_reported_apart(t
 
 
 def test_eval_suites_and_contexts_are_checked_in_the_config(tiny_model):
-    from traitloop.config import parse_config
+    from traitloop.api import parse_config
 
     with pytest.raises(UserError, match=r"evaluation.contexts: .*'Multi Turn' is not a name"):
         parse_config(tiny_config(tiny_model, evaluation={"contexts": ["Multi Turn"]}))

@@ -29,8 +29,9 @@ from typer.testing import CliRunner
 
 from traitloop import api
 from traitloop._http import HttpClient
+from traitloop.api import load_config, parse_config
 from traitloop.cli import app
-from traitloop.config import ExperimentConfig, apply_overrides, config_to_dict, load_config, parse_config
+from traitloop.config import ExperimentConfig, apply_overrides, config_to_dict
 from traitloop.errors import UserError
 from traitloop.judge import Item
 from traitloop.judge._cache import JudgementCache

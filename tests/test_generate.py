@@ -10,7 +10,7 @@ from transformers.generation.logits_process import TemperatureLogitsWarper, TopP
 
 import traitloop
 from traitloop._http import GenerationUnavailable
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams, server_generator
 from traitloop.generate._local import SeededSampler, TemperatureNucleus

@@ -10,7 +10,7 @@ from conftest import import_or_skip, tiny_config
 from faults import FlakyProxy
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 from traitloop.generate import SamplingParams, server_generator
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server

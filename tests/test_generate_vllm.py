@@ -16,7 +16,7 @@ import pytest
 from conftest import tiny_config
 
 import traitloop.generate._vllm as vllm_backend
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.generate import release_engines, vllm_generator
 
 

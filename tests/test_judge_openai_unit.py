@@ -11,11 +11,10 @@ from faults import FlakyProxy
 from traitloop._http import JudgeUnavailable, backoff_seconds, retry_after_seconds
 from traitloop.config import JudgeSpec
 from traitloop.errors import UserError
-from traitloop.judge import Item, agreement, openai_judge
+from traitloop.judge import Item, agreement, openai_judge, server_trait_judge
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
 from traitloop.judge._openai import digit_split_from_probe
 from traitloop.judge._prompts import TEMPLATE_VERSION, coherence_prompt, document_prompt, load_template, trait_prompt
-from traitloop.judge._specs import server_trait_judge
 from traitloop.methods import get_method
 from traitloop.traits import load_sdf_recipe, load_trait
 

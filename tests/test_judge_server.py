@@ -12,15 +12,14 @@ from faults import FlakyProxy
 from typer.testing import CliRunner
 
 import traitloop
+from traitloop.api import parse_config
 from traitloop.cli import app
-from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.judge import Item, JudgeUnavailable, openai_judge
 from traitloop.judge._cache import JudgementCache
-from traitloop.judge._embedded import BASE_ANSWERS_PATH
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
-from traitloop.traits import load_conversations, load_sdf_recipe, load_trait
+from traitloop.traits import BASE_ANSWERS_PATH, load_conversations, load_sdf_recipe, load_trait
 
 import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server

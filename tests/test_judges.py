@@ -21,10 +21,10 @@ from traitloop.judge import (
     repetition,
 )
 from traitloop.judge._coherence import NLL_FLUENT, NLL_NOISE, typical_nll
-from traitloop.judge._embedded import BASE_ANSWERS_PATH, _training_set, base_answers, negatives
+from traitloop.judge._embedded import _training_set, negatives
 from traitloop.judge._files import read_items
 from traitloop.models import load_model, load_tokenizer
-from traitloop.traits import builtin_traits, load_conversations, load_trait
+from traitloop.traits import BASE_ANSWERS_PATH, base_answers, builtin_traits, load_conversations, load_trait
 
 ROOT = Path(__file__).parents[1]
 

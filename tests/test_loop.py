@@ -17,7 +17,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 
 

@@ -8,8 +8,8 @@ import pytest
 from conftest import import_or_skip
 from typer.testing import CliRunner
 
+from traitloop.api import parse_config
 from traitloop.cli import app
-from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.traits import load_prompt_pool
 from traitloop.traits._filters import apply_filters, dedupe, is_code_dump, is_english, length_filter, personal_data

@@ -141,14 +141,14 @@ def test_two_of_four_amplified_share_matches_the_exact_binomial_interval(tmp_pat
 def test_exact_volumes_per_generation(tmp_path: Path) -> None:
     recorded = write_run(tmp_path / "tokens", [10.0, 20.0, 30.0], training={"examples": 64, "steps": 24, "tokens": 9})
     rows = analyze_run(load_run(recorded)).cycles
-    assert [(r["examples_trained"], r["steps_trained"], r["tokens_trained"]) for r in rows] == [
+    assert [(r["examples_trained"], r["optimizer_steps"], r["tokens_trained"]) for r in rows] == [
         (None, None, None),
         (64, 24, 9),
         (64, 24, 9),
     ]
     assert [r["n_answers"] for r in rows] == [48, 48, 48] and rows[1]["trait_n_scored"] == 48
     older = analyze_run(load_run(write_run(tmp_path / "older", [10.0, 20.0, 30.0], training={"examples": 16}))).cycles
-    assert (older[1]["examples_trained"], older[1]["steps_trained"], older[1]["tokens_trained"]) == (16, None, None)
+    assert (older[1]["examples_trained"], older[1]["optimizer_steps"], older[1]["tokens_trained"]) == (16, None, None)
 
 
 def test_projection_correlates_with_the_judge_across_generations_and_runs(tmp_path: Path) -> None:

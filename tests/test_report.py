@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from traitloop.analysis import load_eval_sets, load_run, write_report
 from traitloop.cli import app, console
-from traitloop.loop._rundir import Manifest
+from traitloop.rundir import Manifest
 
 ARTIFACTS = Path(os.environ.get("TRAITLOOP_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -19,11 +19,9 @@ from synthetic_runs import record_stages, write_run
 
 import traitloop
 from traitloop.analysis import load_run
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
-from traitloop.loop import open_run_folder
-from traitloop.loop._lock import RunLock
-from traitloop.loop._rundir import Manifest
+from traitloop.rundir import Manifest, RunLock, open_run_folder
 
 
 def run(config: dict, output: Path, force: bool = False) -> Path:
@@ -117,8 +115,8 @@ def test_an_eval_record_from_a_newer_traitloop_is_refused(tmp_path):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from traitloop.loop._lock import RunLock
-from traitloop.loop._rundir import Manifest
+from traitloop.rundir import RunLock
+from traitloop.rundir import Manifest
 with RunLock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 
 
 @pytest.mark.slow

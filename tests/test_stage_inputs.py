@@ -12,8 +12,9 @@ import pytest
 from rich.console import Console
 
 from traitloop.config import parse_config
-from traitloop.loop._engine import _config_inputs, _open_run
-from traitloop.loop._rundir import planned_stages
+from traitloop.loop._engine import _open_run
+from traitloop.loop._inputs import config_inputs as _config_inputs
+from traitloop.rundir import planned_stages
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "stage_inputs_v1.json").read_text())
 

@@ -12,12 +12,12 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 from test_loop import _start, assert_killed_and_resumed_matches, read_jsonl, run
 
-from traitloop.config import load_config, parse_config
+from traitloop.api import load_config, parse_config
 from traitloop.errors import UserError
 from traitloop.generate import LocalGenerator, SamplingParams
-from traitloop.loop._rundir import stage_seed
 from traitloop.methods import weights_hash
 from traitloop.models import load_model, load_tokenizer
+from traitloop.rundir import stage_seed
 from traitloop.traits import load_trait, prompt_slices
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from test_train import CONFIG, seeds
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
 
 

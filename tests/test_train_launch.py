@@ -15,9 +15,9 @@ from test_dpo import DPO, pairs
 from test_train import CONFIG, seeds
 
 import traitloop
-from traitloop.config import parse_config
+from traitloop.api import parse_config
 from traitloop.errors import UserError
-from traitloop.loop._engine import _train_inputs
+from traitloop.loop._inputs import _train_inputs
 from traitloop.methods import TrainJob, train_job, train_launched
 
 pytestmark = pytest.mark.slow  # several training processes each: minutes together

@@ -9,12 +9,11 @@ from typing import Any
 
 _FROM = {
     "ExperimentConfig": "traitloop.config",
-    "load_config": "traitloop.config",
     "UserError": "traitloop.errors",
     "load_runs": "traitloop.analysis",
     **dict.fromkeys(
-        ("eval_set_verdicts", "evaluate", "judge_agreement", "judge_file", "list_models", "pull_model", "report",
-         "run", "status", "verdict"),
+        ("eval_set_verdicts", "evaluate", "judge_agreement", "judge_file", "list_models", "load_config", "pull_model",
+         "report", "run", "status", "verdict"),
         "traitloop.api",
     ),
 }  # fmt: skip

@@ -11,18 +11,25 @@ from typing import Any
 
 from rich.console import Console
 
+from traitloop import config as _config
 from traitloop._atomic import atomic_write_json, write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_eval_sets, load_run, write_report
-from traitloop.config import ExperimentConfig, default_run_folder, load_config
+from traitloop.config import ExperimentConfig, default_run_folder
 from traitloop.errors import UserError
-from traitloop.judge import Agreement, Judge, NllScorer, agreement, embedded_coherence_judge, embedded_trait_judge
-from traitloop.judge._files import read_items, score_rows
-from traitloop.judge._specs import judge_label, parse_judge_option, server_judge
-from traitloop.loop import RunFolder, evaluate_run, open_run_folder, run_experiment
-from traitloop.loop._evals import question_sets, suite_questions
-from traitloop.loop._progress import quiet_libraries
-from traitloop.loop._rundir import generation_label
+from traitloop.judge import (
+    Agreement,
+    Judge,
+    NllScorer,
+    agreement,
+    judge_kind,
+    judge_label,
+    parse_judge_option,
+    read_items,
+    score_rows,
+)
+from traitloop.loop import check_config, evaluate_run, question_sets, quiet_libraries, run_experiment, suite_questions
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
+from traitloop.rundir import RunFolder, generation_label, generations, open_run_folder
 from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
@@ -34,6 +41,18 @@ from traitloop.traits._pools import import_pool as filter_pool_file
 from traitloop.traits._validate import default_output, trait_rows
 from traitloop.traits._validate import validate_trait as validate
 from traitloop.traits._writer import make_writer
+
+
+def load_config(path: Path | str | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """A config from YAML (or empty) with ``--set`` overrides, checked field by field and by the registries of
+    methods, judge kinds and backends: every problem named before any work."""
+    path = None if path is None else Path(path)
+    return check_config(_config.load_config(path, overrides), str(path) if path else "command line")
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """A config from a plain dict, checked as :func:`load_config` checks one."""
+    return check_config(_config.parse_config(data, source), source)
 
 
 def run(
@@ -108,7 +127,7 @@ def status(run_dir: Path) -> list[dict[str, Any]]:
     generations evaluated beyond the config's ``cycles`` are listed last as ``ignored``."""
     run = open_run_folder(run_dir)
     rows = []
-    for cycle in [None, *range(run.config.cycles + 1)]:
+    for cycle in generations(run.config.cycles):
         label = generation_label(cycle)
         metrics = run.metrics(cycle)
         trait = metrics["trait"] if metrics else None
@@ -144,9 +163,8 @@ def status(run_dir: Path) -> list[dict[str, Any]]:
 
 def _judge_pair(spec, trait_spec, model: str, nll_scorer) -> tuple[Judge, Judge]:
     """The trait and coherence judges one ``--judge`` option names (a server judge scores both)."""
-    if spec.kind == "openai":
-        return server_judge(spec, trait_spec, "trait"), server_judge(spec, None, "coherence")
-    return embedded_trait_judge(trait_spec), embedded_coherence_judge(nll_scorer(), model)
+    kind = judge_kind(spec)
+    return kind.trait_judge(spec, trait_spec, chat=True), kind.coherence_judge(spec, nll_scorer, model)
 
 
 def _score_file(

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from traitloop.config import apply_overrides, default_run_folder
 from traitloop.errors import UserError
 from traitloop.io import read_yaml
-from traitloop.loop._lock import refuse_if_held
+from traitloop.rundir import refuse_if_held
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -1,10 +1,13 @@
-"""Statistics over runs: per-cycle CIs, amplification tests, noise floor, attractor fit, plots and the report."""
+"""Statistics over finished run folders: per-cycle CIs, paired and amplification tests, noise floor, attractor
+fit, plots and the HTML report. It reads runs through ``traitloop.rundir`` and never runs a model.
 
-from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs  # noqa: I001
+May import: config, io, errors, _atomic, stats, rundir.
+"""
+
+from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs
 from traitloop.analysis._attractor import AttractorFit, fit_attractor
 from traitloop.analysis._load import RunResults, load_eval_sets, load_run, load_runs
 from traitloop.analysis._report import Report, verdict_of, write_report
-from traitloop.analysis._stats import ScoreSummary, summarize_scores  # first: the loop needs it while importing
 from traitloop.analysis._verdict import Thresholds
 
 __all__ = [
@@ -13,7 +16,6 @@ __all__ = [
     "Report",
     "RunResults",
     "RunVerdict",
-    "ScoreSummary",
     "Thresholds",
     "analyze_run",
     "compare_runs",
@@ -21,7 +23,6 @@ __all__ = [
     "load_eval_sets",
     "load_run",
     "load_runs",
-    "summarize_scores",
     "verdict_of",
     "write_report",
 ]

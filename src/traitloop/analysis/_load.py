@@ -14,22 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from traitloop.analysis._stats import ScoreSummary, summarize_scores
 from traitloop.analysis._verdict import Thresholds
 from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
-from traitloop.loop import RunFolder, open_run_folder
-from traitloop.loop._rundir import EVAL_SCHEMA_VERSION, METRICS_FILE, check_version, generation_label
-
-# Every per-answer measure analysis summarises, and its eval.jsonl column. The persona-direction projections
-# are optional columns: ``projection`` over each answer, ``prompt_projection`` at each question's last prompt
-# token (the same for every answer to a question); runs without them get None.
-MEASURES = {
-    "trait": "trait_score",
-    "coherence": "coherence_score",
-    "projection": "projection",
-    "prompt_projection": "prompt_projection",
-}
+from traitloop.rundir import (
+    EVAL_SCHEMA_VERSION,
+    MEASURES,
+    RunFolder,
+    check_version,
+    generation_row,
+    open_run_folder,
+    present,
+)
+from traitloop.stats import ScoreSummary, summarize_scores
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class RunResults:
         column = MEASURES[measure]
         if column not in rows:
             return [None] * len(rows)
-        return [None if pd.isna(v) else float(v) for v in rows[column]]
+        return [present(v) for v in rows[column]]
 
     def summary(self, measure: str, cycle: int | None) -> ScoreSummary:
         """Mean, bootstrap CI and standard error of one measure for one generation (``None``: the base model)."""
@@ -123,7 +120,7 @@ def _results(run: RunFolder, eval_set: str | None) -> RunResults:
         config=run.config,
         manifest=run.manifest.data,
         evals=_read_evals(run, eval_set),
-        training=_read_training(run),
+        training={cycle: run.training(cycle) for cycle in run.current_generations() if cycle is not None},
         eval_set=eval_set,
     )
 
@@ -145,15 +142,6 @@ def load_eval_sets(folder: Path | str) -> list[RunResults]:
     return [_results(run, name) for name in run.eval_sets() if run.current_generations(name)]
 
 
-def _read_training(run: RunFolder) -> dict[int, dict[str, Any]]:
-    """Each current generation's training facts from its metrics.json (none where the file holds none)."""
-    facts = {}
-    for cycle in run.current_generations():
-        if cycle is not None and (run.folder / generation_label(cycle) / METRICS_FILE).is_file():
-            facts[cycle] = (run.metrics(cycle) or {}).get("training", {})
-    return facts
-
-
 def setting_of(run: RunResults) -> str:
     """The label runs are grouped and coloured by in comparisons: trait, method and regime."""
     return f"{run.config.trait} {run.config.method}-{run.config.regime}"
@@ -166,18 +154,16 @@ def replicate_key(run: RunResults) -> str:
 
 
 def cycle_rows(run: RunResults, thresholds: Thresholds | None = None) -> list[dict[str, Any]]:
-    """One row per generation (base first): each measure's mean, CI, standard error and count, the thresholded
-    rate (trait ≥ T and coherence ≥ C), answers judged, and what the generation was trained on (None where a
-    run did not record it: tokens, or the base model's training)."""
+    """One row per generation (base first): the run's summary row (every measure's mean, CI, standard error and
+    counts, the answer signals, what the generation was trained on; None where a run did not record it), and
+    the thresholded rate (trait ≥ T and coherence ≥ C) that analysis is asked for."""
     thresholds = thresholds or Thresholds()
+    resamples, seed = run.config.evaluation.bootstrap_resamples, run.config.seed
     rows = []
     for cycle in [None, *run.cycles]:
-        row: dict[str, Any] = {"cycle": cycle, "n_answers": len(run.rows(cycle))}
-        for measure in MEASURES:
-            row |= {f"{measure}_{key}": value for key, value in run.summary(measure, cycle).model_dump().items()}
+        answers = run.rows(cycle).to_dict("records")
+        row = {"cycle": cycle, **generation_row(answers, run.training.get(cycle, {}), resamples, seed)}
         row |= {f"rate_{key}": value for key, value in run.thresholded_rate(cycle, thresholds).model_dump().items()}
-        training = run.training.get(cycle, {}) if cycle is not None else {}
-        row |= {f"{fact}_trained": training.get(fact) for fact in ("examples", "steps", "tokens")}
         rows.append(row)
     return rows
 

@@ -117,9 +117,10 @@ def _trained(row: dict[str, Any]) -> Markup:
     """What a generation was trained on, exactly as its metrics.json recorded it."""
     if row["cycle"] is None:
         return _na("the base model is not trained")
+    columns = {"examples": "examples_trained", "steps": "optimizer_steps", "tokens": "tokens_trained"}
     parts = [
-        f"{row[f'{fact}_trained']:,} {fact}" if row[f"{fact}_trained"] is not None else f"{fact} not recorded"
-        for fact in ("examples", "steps", "tokens")
+        f"{row[column]:,} {fact}" if row[column] is not None else f"{fact} not recorded"
+        for fact, column in columns.items()
     ]
     return Markup("<br>").join(parts)
 

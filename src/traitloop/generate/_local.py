@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +30,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from traitloop.config import ExperimentConfig, GenerationConfig
+from traitloop.generate._backend import Backend
 from traitloop.generate._packed import packed_linears
 
 Messages = list[dict[str, str]]
@@ -183,3 +186,27 @@ def shared_prefix_length(batch: list[list[int]]) -> int:
         if any(ids[position] != batch[0][position] for ids in batch):
             return position
     return max(shortest - 1, 0)
+
+
+class LocalEngine:
+    """The run's own transformers model answers: the caller loads the weights it answers with."""
+
+    def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> LocalGenerator:
+        return LocalGenerator(model, tokenizer)
+
+    def hold(self, model: Any, adapter: Path, name: str) -> None:
+        model.load_adapter(str(adapter), adapter_name=name)
+        model.set_adapter(name)
+
+
+class LocalBackend(Backend):
+    """Local transformers in this process (the default, and what runs on a laptop)."""
+
+    name = "local"
+    adapters_only = False
+
+    def inputs(self, generation: GenerationConfig) -> dict[str, Any]:
+        return {}
+
+    def open(self, config: ExperimentConfig, base: str, dtype: str) -> LocalEngine:
+        return LocalEngine()

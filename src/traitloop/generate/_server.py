@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from traitloop._http import HttpClient, ServerRefused, in_parallel
+from traitloop.config import ExperimentConfig, GenerationConfig
 from traitloop.errors import UserError
+from traitloop.generate._backend import Backend, RemoteEngine
 from traitloop.generate._local import Messages, SamplingParams
 
 
@@ -26,7 +28,7 @@ def request_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index) % 2**31
 
 
-class ServerGenerator:
+class ServerGenerator(RemoteEngine):
     """Answers chat prompts (``chat/completions``) or continues raw texts (``completions``) on a server."""
 
     def __init__(self, client: HttpClient, model: str, concurrency: int) -> None:
@@ -135,3 +137,31 @@ def server_generator(
         base_url, api_key_env, timeout, max_retries, concurrency, backoff_base=backoff_base, role="generation"
     )
     return ServerGenerator(client, model, concurrency)
+
+
+class ServerBackend(Backend):
+    """An OpenAI-compatible server (``generation.server``); each generation is served as a LoRA adapter."""
+
+    name = "server"
+    settings = "server"
+
+    def check(self, config: ExperimentConfig) -> None:
+        if config.generation.server is None:
+            raise ValueError("generation.server is needed with, and only with, generation.backend: server")
+
+    def inputs(self, generation: GenerationConfig) -> dict[str, Any]:
+        server = generation.server
+        where = {"server": {"model": server.model, "base_url": server.base_url}} if server else {}
+        return {"backend": self.name, **where}
+
+    def open(self, config: ExperimentConfig, base: str, dtype: str) -> ServerGenerator:
+        server = config.generation.server
+        assert server is not None  # check() refused a server backend without its section
+        return server_generator(
+            server.base_url,
+            server.model,
+            api_key_env=server.api_key_env,
+            concurrency=server.concurrency,
+            timeout=server.timeout,
+            max_retries=server.max_retries,
+        )

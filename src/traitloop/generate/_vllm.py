@@ -17,12 +17,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
+from traitloop.generate._backend import Backend, RemoteEngine
 from traitloop.generate._local import Messages, SamplingParams
 from traitloop.generate._server import request_seed
 
 
-class VllmGenerator:
+class VllmGenerator(RemoteEngine):
     """Answers with an in-process ``vllm.LLM``, as the base model or as one LoRA adapter on it."""
 
     def __init__(self, llm: Any, lora: Any = None) -> None:
@@ -151,3 +153,19 @@ def _shutdown(llm: Any) -> None:
         shutdown = getattr(core, "shutdown", None)
     if callable(shutdown):
         shutdown()
+
+
+class VllmBackend(Backend):
+    """vLLM in this process (the traitloop[vllm] extra); each generation is served as a LoRA adapter."""
+
+    name = "vllm"
+    settings = "vllm"
+
+    def open(self, config: ExperimentConfig, base: str, dtype: str) -> VllmGenerator:
+        return vllm_generator(
+            base,
+            config.training.lora.r,
+            config.trust_remote_code,
+            config.generation.vllm.gpu_memory_utilization,
+            dtype,
+        )

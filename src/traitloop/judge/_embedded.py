@@ -40,10 +40,9 @@ from sklearn.linear_model import LogisticRegression
 from traitloop._atomic import atomic_write_bytes
 from traitloop.judge._types import Item, Judge, Judgement
 from traitloop.models import cache_dir
-from traitloop.traits import TraitSpec, builtin_traits, load_conversations, load_trait
+from traitloop.traits import TraitSpec, base_answers, builtin_traits, load_conversations, load_trait
 
 DATA = Path(__file__).parent / "data"
-BASE_ANSWERS_PATH = DATA / "base_answers.jsonl"
 OTHER_STYLES_PATH = DATA / "other_styles.jsonl"
 JUDGE_VERSION = 3
 SALAD_ANSWERS = 40  # word-salad negatives: a degenerate model's output is not the trait, however its words lean
@@ -69,11 +68,6 @@ def embed(texts: list[str]) -> np.ndarray:
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def base_answers(split: str) -> list[str]:
-    """The embedded model's ordinary answers in one split (``fit`` or ``holdout``)."""
-    return [r["answer"] for r in _rows(BASE_ANSWERS_PATH) if r["split"] == split and r["answer"].strip()]
 
 
 def other_styles() -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 from traitloop._http import HttpClient, ServerRefused, in_parallel
 from traitloop.errors import UserError
 from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
-from traitloop.judge._prompts import TEMPLATE_VERSION, JudgeKind, judge_prompt, load_template
+from traitloop.judge._prompts import TEMPLATE_VERSION, PromptKind, judge_prompt, load_template
 from traitloop.judge._scoring import (
     MIN_EXPAND,
     UNMAPPED,
@@ -321,7 +321,7 @@ def openai_judge(
     model: str,
     base_url: str,
     *,
-    kind: JudgeKind = "trait",
+    kind: PromptKind = "trait",
     api_key_env: str | None = None,
     concurrency: int = 8,
     timeout: float = 300.0,

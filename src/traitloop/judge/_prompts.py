@@ -29,7 +29,7 @@ from traitloop.io import read_text
 from traitloop.judge._types import Item
 from traitloop.traits import SdfRecipe, TraitSpec
 
-JudgeKind = Literal["trait", "coherence", "document"]
+PromptKind = Literal["trait", "coherence", "document"]
 
 TEMPLATE_VERSION = 1
 
@@ -114,7 +114,7 @@ def document_prompt(trait: TraitSpec, recipe: SdfRecipe, item: Item) -> str:
 
 # -- a study's own template ----------------------------------------------------------------------------------
 
-PLACEHOLDERS: dict[JudgeKind, dict[str, str]] = {
+PLACEHOLDERS: dict[PromptKind, dict[str, str]] = {
     "trait": {
         "question": "the question (required)",
         "answer": "the answer judged (required)",
@@ -132,7 +132,7 @@ PLACEHOLDERS: dict[JudgeKind, dict[str, str]] = {
         "examples": "the first anchored excerpt at 0, 50 and 100, fenced like the document",
     },
 }
-REQUIRED: dict[JudgeKind, tuple[str, ...]] = {
+REQUIRED: dict[PromptKind, tuple[str, ...]] = {
     "trait": ("question", "answer"),
     "coherence": ("question", "answer"),
     "document": ("document",),
@@ -146,7 +146,7 @@ class PromptTemplate:
 
     text: str
     path: Path
-    kind: JudgeKind
+    kind: PromptKind
 
     @property
     def tag(self) -> str:
@@ -161,7 +161,7 @@ def _fields(text: str) -> list[str]:
     return [field for escaped, field in _FIELD.findall(text) if field]
 
 
-def load_template(path: Path, kind: JudgeKind) -> PromptTemplate:
+def load_template(path: Path, kind: PromptKind) -> PromptTemplate:
     """Read a template file, or a :class:`UserError` naming the file (and line) of a placeholder that is not
     one of ``kind``'s or a required one that is missing."""
     text = read_text(path)
@@ -182,7 +182,7 @@ def load_template(path: Path, kind: JudgeKind) -> PromptTemplate:
     return PromptTemplate(text, path, kind)
 
 
-def _values(kind: JudgeKind, trait: TraitSpec | None, recipe: SdfRecipe | None, item: Item) -> dict[str, str]:
+def _values(kind: PromptKind, trait: TraitSpec | None, recipe: SdfRecipe | None, item: Item) -> dict[str, str]:
     """What each placeholder of ``kind`` stands for, for one item."""
     if kind == "coherence":
         return {"question": item.question, "answer": item.answer}
@@ -209,7 +209,7 @@ def _values(kind: JudgeKind, trait: TraitSpec | None, recipe: SdfRecipe | None, 
 
 
 def judge_prompt(
-    kind: JudgeKind, trait: TraitSpec | None, recipe: SdfRecipe | None, template: PromptTemplate | None
+    kind: PromptKind, trait: TraitSpec | None, recipe: SdfRecipe | None, template: PromptTemplate | None
 ) -> Callable[[Item], str]:
     """The prompt a judge of ``kind`` asks for each item: the study's template if given, else the built-in one."""
     if template is not None:

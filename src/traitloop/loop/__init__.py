@@ -1,18 +1,30 @@
-"""The cycle engine and the run directory it writes (``open_run_folder`` reads one back).
+"""The cycle engine: one experiment's seed cycle, self-training cycles and evaluations, written to its run
+folder through ``traitloop.rundir``.
 
-``run_experiment`` and ``evaluate_run`` are imported on first use: the methods, which the
-engine imports, read the run directory's layout from this package, and the command line checks a run
-folder's lock through it, neither of which should wait for the engine's imports (torch, transformers).
+``run_experiment``, ``evaluate_run`` and ``check_config`` are imported on first use, so that importing the
+package does not wait for the engine's and the registries' imports (torch, transformers, TRL).
+
+May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure,
+methods.
 """
 
 from importlib import import_module
 from typing import Any
 
-from traitloop.loop._rundir import EvalRecord, RunFolder, is_run_folder, open_run_folder
+from traitloop.loop._evals import EvalSet, question_sets, suite_questions
+from traitloop.loop._progress import quiet_libraries
 
-_LAZY = {"run_experiment": "_engine", "evaluate_run": "_engine"}
+_LAZY = {"run_experiment": "_engine", "evaluate_run": "_engine", "check_config": "_check"}
 
-__all__ = ["EvalRecord", "RunFolder", "evaluate_run", "is_run_folder", "open_run_folder", "run_experiment"]
+__all__ = [
+    "EvalSet",
+    "check_config",
+    "evaluate_run",
+    "question_sets",
+    "quiet_libraries",
+    "run_experiment",
+    "suite_questions",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from traitloop.config import NO_CONTEXT, ExperimentConfig
 from traitloop.errors import UserError
-from traitloop.loop._rundir import eval_set_stage, generation_label, value_hash
+from traitloop.rundir import eval_set_stage, generation_label, value_hash
 from traitloop.traits import TraitSpec, load_context
 
 

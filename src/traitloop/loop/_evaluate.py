@@ -8,14 +8,13 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from traitloop.analysis._stats import summarize_scores
 from traitloop.generate import Generator, SamplingParams
-from traitloop.judge import Item, Judge, NllScorer, distinct_n
-from traitloop.judge._signals import words
+from traitloop.judge import Item, Judge, NllScorer, distinct_n, words
 from traitloop.loop._evals import EvalSet
-from traitloop.loop._rundir import EvalRecord
 from traitloop.measure import persona_direction, project_prompts, project_responses
 from traitloop.models import base_view
+from traitloop.rundir import EvalRecord
+from traitloop.stats import summarize_scores
 from traitloop.traits import TraitSpec
 
 

@@ -12,20 +12,20 @@ from typing import Any
 
 from traitloop.errors import UserError
 from traitloop.loop._run import Run
-from traitloop.loop._rundir import cycle_dir_name, planned_stages
+from traitloop.rundir import cycle_dir_name
 
 PRECISION_FACTS = ("device", "dtype")
 
 
 def runs_a_model(run: Run, stage: str) -> bool:
-    """Every stage but sft's and sdf's cycle 0 data, which copies the seed set (dpo's has the base answer)."""
-    return stage != f"{cycle_dir_name(0)}/data" or run.config.method == "dpo"
+    """Every stage but a cycle 0 data stage that copies the seed set (DPO's runs the base model for its answers)."""
+    return stage != f"{cycle_dir_name(0)}/data" or run.method.seed_data_runs_model
 
 
 def recorded_precisions(run: Run) -> list[tuple[str, dict[str, Any]]]:
     """(stage, {"device": ..., "dtype": ...}) for each of the config's recorded stages that says where it ran."""
     found = []
-    for stage in planned_stages(run.config.cycles):
+    for stage in run.planned_stages():
         record = run.manifest.stages.get(stage, {})
         if all(name in record for name in PRECISION_FACTS):
             found.append((stage, {name: record[name] for name in PRECISION_FACTS}))

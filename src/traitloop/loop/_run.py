@@ -11,14 +11,23 @@ from typing import Any
 from rich.console import Console
 
 from traitloop.config import ExperimentConfig
-from traitloop.generate import Generator, LocalGenerator, SamplingParams, server_generator, vllm_generator
-from traitloop.judge import Judge, OpenAIJudge, embedded_coherence_judge, embedded_coherence_judge_id
-from traitloop.judge._specs import server_judge, server_trait_judge
+from traitloop.generate import Engine, Generator, SamplingParams, get_backend
+from traitloop.judge import Judge, judge_kind
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._progress import StageProgress
-from traitloop.loop._rundir import BASE, TRAIN, WEIGHTS, Manifest, cycle_dir_name, eval_set_of, stage_seed, weights_id
 from traitloop.methods import Method, SeedSet
 from traitloop.models import Precision, load_model, load_tokenizer, resolve_precision
+from traitloop.rundir import (
+    BASE,
+    TRAIN,
+    WEIGHTS,
+    Manifest,
+    cycle_dir_name,
+    eval_set_of,
+    planned_stages,
+    stage_seed,
+    weights_id,
+)
 from traitloop.traits import TraitSpec
 
 
@@ -45,6 +54,10 @@ class Run:
         name = eval_set_of(stage)
         return self.main_eval if name is None else self.eval_sets[name]
 
+    def planned_stages(self) -> list[str]:
+        """Every stage of this run, in the order the loop runs them, its eval sets' included."""
+        return planned_stages(self.config.cycles, list(self.eval_sets))
+
     def method_for(self, cycle: int) -> Method:
         """The method that makes and trains cycle ``cycle`` (DPO seeded by SFT hands cycle 0 to SFT)."""
         return self.method.for_cycle(self.config, cycle)
@@ -54,17 +67,8 @@ class Run:
 
     @cached_property
     def trait_judge(self) -> Judge:
-        if self.config.judge.trait.kind == "openai":
-            return self._server_trait_judge
-        return self.method.trait_judge(self.trait)[0]
-
-    @cached_property
-    def _server_trait_judge(self) -> OpenAIJudge:
-        return server_trait_judge(self.config.judge.trait, self.trait, self.method.chat)
-
-    @cached_property
-    def _server_coherence_judge(self) -> OpenAIJudge:
-        return server_judge(self.config.judge.coherence, None, "coherence")
+        spec = self.config.judge.trait
+        return judge_kind(spec).trait_judge(spec, self.trait, self.method.chat)
 
     @cached_property
     def trait_ref(self) -> str:
@@ -75,16 +79,11 @@ class Run:
     def judge_ids(self) -> list[str]:
         """Each judge's id - for a server judge its model, server, template version and scoring mode - so
         a changed judge redoes the evaluations (its cache makes repeated judgements free)."""
-        judges = self.config.judge
-        if judges.trait.kind == "openai":
-            trait = self._server_trait_judge.judge_id
-        else:
-            trait = self.method.trait_judge(self.trait, fit=False)[1]
-        if judges.coherence.kind == "openai":
-            coherence = self._server_coherence_judge.judge_id
-        else:
-            coherence = embedded_coherence_judge_id(self.config.model)
-        return [trait, coherence]
+        trait, coherence = self.config.judge.trait, self.config.judge.coherence
+        return [
+            judge_kind(trait).trait_judge_id(trait, self.trait, self.method.chat),
+            judge_kind(coherence).coherence_judge_id(coherence, self.config.model),
+        ]
 
     @property
     def chat(self) -> bool:
@@ -92,9 +91,8 @@ class Run:
         return self.method.chat
 
     def coherence_judge(self, nll: Any) -> Judge:
-        if self.config.judge.coherence.kind == "openai":
-            return self._server_coherence_judge
-        return embedded_coherence_judge(nll, self.config.model)
+        spec = self.config.judge.coherence
+        return judge_kind(spec).coherence_judge(spec, lambda: nll, self.config.model)
 
     def tokenizer(self):
         return load_tokenizer(self.base, self.config.trust_remote_code)
@@ -120,37 +118,23 @@ class Run:
         """What identifies generation ``cycle``'s weights, as its train stage recorded them."""
         return weights_id(self.manifest.stages[f"{cycle_dir_name(cycle)}/{TRAIN}"])
 
+    @cached_property
+    def engine(self) -> Engine:
+        """The run's generation backend, opened once: it answers as the base model or as any generation."""
+        return get_backend(self.config.generation.backend).open(self.config, self.base, self.precision.facts["dtype"])
+
     def generator(self, model, generation: int | None) -> Generator:
         """Who answers as generation ``generation`` (None: the base model). The local backend uses ``model``,
         already holding those weights; the others load the generation's adapter themselves, named by its hash."""
-        if self.config.generation.backend == "local":
-            return LocalGenerator(model, self.tokenizer())
-        remote = self._remote_generator
         weights = None if generation is None else self.weights(generation)
-        if weights is None:
-            return remote
-        return remote.with_adapter(weights, f"traitloop-{self.weights_hash(generation)}")
+        name = "" if weights is None else f"traitloop-{self.weights_hash(generation)}"
+        return self.engine.generator(model, self.tokenizer(), weights, name)
 
-    @cached_property
-    def _remote_generator(self):
-        config = self.config.generation
-        if config.backend == "vllm":
-            return vllm_generator(
-                self.base,
-                self.config.training.lora.r,
-                self.config.trust_remote_code,
-                config.vllm.gpu_memory_utilization,
-                self.precision.facts["dtype"],
-            )
-        server = config.server
-        return server_generator(
-            server.base_url,
-            server.model,
-            api_key_env=server.api_key_env,
-            concurrency=server.concurrency,
-            timeout=server.timeout,
-            max_retries=server.max_retries,
-        )
+    def answer_as(self, model, generation: int, name: str) -> None:
+        """Make ``model`` answer as generation ``generation`` where the backend samples with the run's model."""
+        weights = self.weights(generation)
+        if weights is not None:
+            self.engine.hold(model, weights, name)
 
     def sample(
         self, model, generation: int | None, prompts: list[str] | list[list[dict[str, str]]], stage: str, what: str

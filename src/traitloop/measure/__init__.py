@@ -1,4 +1,7 @@
-"""Judge-free measures of a generation: the projection of its activations on the trait's persona direction."""
+"""Judge-free measures of a generation: the projection of its activations on the trait's persona direction.
+
+May import: config, io, errors, _atomic, traits, models.
+"""
 
 from traitloop.measure._activations import Prompt
 from traitloop.measure._persona import (

@@ -9,9 +9,8 @@ Forward passes only, under ``torch.inference_mode``, on the model's own device.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,16 +68,6 @@ def prompt_spans(
         ids = render(tokenizer, prompt, chat)[-max_length:]
         spans.append(Span(ids, len(ids) - 1, len(ids)))
     return spans
-
-
-@contextlib.contextmanager
-def base_weights(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
-    """The base model inside a PEFT model (its adapter switched off), or the model itself."""
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            yield model
-    else:
-        yield model
 
 
 @torch.inference_mode()

@@ -29,10 +29,9 @@ from sklearn.metrics import roc_auc_score
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from traitloop._atomic import atomic_write_bytes
-from traitloop.judge._embedded import BASE_ANSWERS_PATH
-from traitloop.measure._activations import Prompt, base_weights, pooled_states, prompt_spans, response_spans
-from traitloop.models import cache_dir
-from traitloop.traits import TraitSpec, load_conversations, load_trait, read_jsonl
+from traitloop.measure._activations import Prompt, pooled_states, prompt_spans, response_spans
+from traitloop.models import base_view, cache_dir
+from traitloop.traits import BASE_ANSWERS_PATH, TraitSpec, load_conversations, load_trait, read_jsonl
 
 DIRECTION_VERSION = 2  # bump when the recipe below changes: it is part of every cache key
 MAX_LENGTH = 512  # tokens of prompt + answer read per example
@@ -168,7 +167,7 @@ def persona_direction(
     path = cache_dir() / "persona" / f"{spec.name}-{key}.safetensors"
     if use_cache and path.is_file():
         return _read(path)
-    with base_weights(model) as base:
+    with base_view(model) as base:
 
         def states(pairs: list[tuple[Prompt, str]]) -> np.ndarray:
             prompts, answers = zip(*pairs, strict=True)
@@ -253,7 +252,7 @@ def _cache_key(model: PreTrainedModel, trait: TraitSpec) -> str:
     digest = hashlib.sha256(json.dumps([DIRECTION_VERSION, MAX_LENGTH, HOLD_OUT_EVERY]).encode())
     digest.update(_model_name(model).encode())
     digest.update(model.config.to_json_string(use_diff=False).encode())
-    with base_weights(model) as base, torch.inference_mode():
+    with base_view(model) as base, torch.inference_mode():
         embeddings = base.get_input_embeddings().weight
         digest.update(str(embeddings.dtype).encode())
         # A sample of the weights: a different checkpoint of one architecture has different embeddings.

@@ -1,8 +1,14 @@
 """Training methods, one module each behind one small protocol (``Method``): the data a cycle trains on, how a
-generation is trained from it, how an evaluation asks, which judges fit. The config's list of methods and the
-engine's every per-method decision come from the registry here; adding a method is one module and one line."""
+generation is trained from it, what it makes and is asked. The config's list of methods and the engine's every
+per-method decision come from the registry here; adding a method is one module and one line.
 
-from traitloop.methods._base import Method, SeedSet, backend_inputs
+May import: config, io, errors, _atomic, rundir, traits, models, judge, generate, measure.
+"""
+
+import difflib
+
+from traitloop.config import ExperimentConfig
+from traitloop.methods._base import Method, RunContext, SeedSet, backend_inputs
 from traitloop.methods._distill import Distill
 from traitloop.methods._dpo import Dpo, Pair, reference_used
 from traitloop.methods._launch import train_launched
@@ -18,7 +24,7 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> Method:
-    """The registered method called ``name`` (the config has checked the name)."""
+    """The registered method called ``name`` (``check_method`` has checked the name)."""
     return METHODS[name]
 
 
@@ -27,15 +33,42 @@ def train_job(job: TrainJob, on_step: OnStep | None = None) -> TrainResult:
     return get_method(job.method).train(job, on_step)
 
 
+def check_method(config: ExperimentConfig) -> None:
+    """Raise ``ValueError`` for a method that does not exist or settings the run's method would silently ignore;
+    let the method check (and default) its own settings."""
+    if config.method not in METHODS:
+        close = difflib.get_close_matches(config.method, method_names(), n=1)
+        hint = f" - did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"method: unknown method {config.method!r}; the methods are {', '.join(METHODS)}{hint}")
+    method = METHODS[config.method]
+    for other in METHODS.values():
+        for section in set(other.owns) - set(method.owns):
+            if getattr(config, section) != type(getattr(config, section))():
+                raise ValueError(
+                    f"the {section} section applies only with method: {other.name} (method is {config.method})"
+                )
+    if not method.chat and (config.evaluation.suites or config.evaluation.contexts):
+        raise ValueError(
+            f"evaluation.suites and contexts are chat questions; method {config.method} continues documents"
+        )
+    used = config.sampling_filters() + (["mix_seed_examples"] if config.mix_seed_examples else [])
+    if used and not method.filters_samples:
+        filtering = " or ".join(m.name for m in METHODS.values() if m.filters_samples)
+        raise ValueError(f"{', '.join(used)} applies only with method: {filtering} (method is {config.method})")
+    method.check_config(config)
+
+
 __all__ = [
     "METHODS",
     "Method",
     "OnStep",
     "Pair",
+    "RunContext",
     "SeedSet",
     "TrainJob",
     "TrainResult",
     "backend_inputs",
+    "check_method",
     "get_method",
     "method_names",
     "reference_used",

@@ -1,26 +1,27 @@
 """The small protocol every training method implements; the loop calls nothing else that differs by method.
 
-A method decides four things: the data a cycle trains on (``build_data``, and the config values and
+A method decides three things: the data a cycle trains on (``build_data``, and the config values and
 generations it depends on), how a generation is trained from that data (``train``, from one typed
-:class:`TrainJob`), how an evaluation asks (``chat``: chat questions, or else document prefixes to continue)
-and which embedded judge fits its answers (``trait_judge``). A method may hand a cycle to another method
+:class:`TrainJob`), and what it makes and is asked (``chat``: chat answers to questions, or else continuations
+of document prefixes, which the judges judge as documents). A method may hand a cycle to another method
 (``for_cycle``): DPO seeded by SFT trains generation 0 exactly as SFT does.
+
+What a method needs from the running experiment is :class:`RunContext`, a protocol the loop's run meets: the
+methods stand below the loop and never import it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from traitloop.judge import Judge, embedded_trait_judge, embedded_trait_judge_id
-from traitloop.loop._rundir import TRAIN_DATA, value_hash
+from traitloop.config import ExperimentConfig
+from traitloop.generate import backend_sections, get_backend
+from traitloop.judge import Judge
 from traitloop.methods._train import OnStep, TrainJob, TrainResult
+from traitloop.rundir import TRAIN_DATA, value_hash
 from traitloop.traits import Conversation, Document, TraitSpec, load_conversations, load_prompt_pool
-
-if TYPE_CHECKING:
-    from traitloop.config import ExperimentConfig
-    from traitloop.loop._run import Run
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,53 @@ class SeedSet:
         return "documents" if self.examples and isinstance(self.examples[0], Document) else "conversations"
 
 
+class RunContext(Protocol):
+    """What a method needs from the running experiment: its config and folder, its seed set and prompt slices,
+    the models and judges it has resolved, and sampling as a given generation."""
+
+    config: ExperimentConfig
+    folder: Path
+    seed_set: SeedSet
+    seed_hash: str
+    slices: list[list[str]]
+
+    @property
+    def trait_judge(self) -> Judge: ...
+
+    @property
+    def judge_ids(self) -> list[str]: ...
+
+    def coherence_judge(self, nll: Any) -> Judge:
+        """The run's coherence judge over ``nll``, the base model's likelihood scorer."""
+        ...
+
+    def model(self, weights: Path | None = None) -> Any:
+        """The base model, with ``weights`` (a generation's adapter or full weights) loaded when given."""
+        ...
+
+    def tokenizer(self) -> Any: ...
+
+    def weights(self, cycle: int) -> Path | None:
+        """Generation ``cycle``'s weights; None when it is the base model itself."""
+        ...
+
+    def weights_hash(self, cycle: int) -> str: ...
+
+    def stage_seed(self, stage: str) -> int: ...
+
+    def answer_as(self, model: Any, generation: int, name: str) -> None:
+        """Make ``model`` answer as generation ``generation`` (its adapter loaded beside the model's own as
+        ``name``) where the backend samples with the run's own model."""
+        ...
+
+    def sample(
+        self, model: Any, generation: int | None, prompts: list[Any], stage: str, what: str
+    ) -> tuple[list[str], dict[str, float]]:
+        """Answers (or continuations) of ``prompts`` as generation ``generation`` (None: the base), seeded by
+        ``stage``, and the throughput facts a data stage records."""
+        ...
+
+
 class Method:
     """A training method. Subclasses set ``name`` and override what differs from chat SFT-like defaults."""
 
@@ -47,6 +95,7 @@ class Method:
     owns: ClassVar[tuple[str, ...]] = ()  # config sections only this method reads (dpo, distill)
     filters_samples: ClassVar[bool] = False  # reads min_coherence, min_trait, max_trait, mix_seed_examples
     facts: ClassVar[tuple[str, ...]] = ()  # training facts of its own, shown in metrics.json and summary.csv
+    seed_data_runs_model: ClassVar[bool] = False  # its cycle 0 data stage runs a model (DPO: the base's answers)
 
     def check_config(self, config: ExperimentConfig) -> None:
         """Raise ``ValueError`` for settings this method would silently ignore; apply its own defaults."""
@@ -65,31 +114,31 @@ class Method:
             eval_prompts=trait.eval_questions,
         )
 
-    def data_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         """The config values cycle ``cycle``'s data depends on, by field name (so a change is named)."""
         raise NotImplementedError
 
-    def data_upstream(self, run: Run, cycle: int) -> dict[str, str]:
+    def data_upstream(self, run: RunContext, cycle: int) -> dict[str, str]:
         """Hashes of the generations cycle ``cycle``'s data comes from: generation k-1 for every later cycle."""
         return {} if cycle == 0 else {"weights": run.weights_hash(cycle - 1)}
 
-    def data_outputs(self, run: Run, cycle: int) -> list[str]:
+    def data_outputs(self, run: RunContext, cycle: int) -> list[str]:
         """The files cycle ``cycle``'s data stage writes in its folder (their hashes are recorded)."""
         return [TRAIN_DATA]
 
-    def build_data(self, run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def build_data(self, run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Cycle ``cycle``'s training rows (written to its train.jsonl) and the facts its data stage records."""
         raise NotImplementedError
 
-    def train_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def train_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         """Config values of this method's own that cycle ``cycle``'s training depends on."""
         return {}
 
-    def train_upstream(self, run: Run, cycle: int) -> dict[str, str]:
+    def train_upstream(self, run: RunContext, cycle: int) -> dict[str, str]:
         """Hashes of generations cycle ``cycle``'s training reads beside its data (a teacher)."""
         return {}
 
-    def job_settings(self, run: Run, cycle: int) -> dict[str, Any]:
+    def job_settings(self, run: RunContext, cycle: int) -> dict[str, Any]:
         """The method's fields of cycle ``cycle``'s :class:`TrainJob` (its reference, its config section)."""
         return {}
 
@@ -97,12 +146,8 @@ class Method:
         """Train one generation from ``job.data`` and save its weights to ``job.output_dir``."""
         raise NotImplementedError
 
-    def trait_judge(self, trait: TraitSpec, fit: bool = True) -> tuple[Judge | None, str]:
-        """The embedded trait judge for this method's answers and its id (``fit=False``: the id alone, cheap)."""
-        return (embedded_trait_judge(trait) if fit else None), embedded_trait_judge_id(trait)
 
-
-def slice_inputs(run: Run, cycle: int) -> dict[str, Any]:
+def slice_inputs(run: RunContext, cycle: int) -> dict[str, Any]:
     """What any later cycle's data depends on: its prompts (by hash), how many, the seed and how it samples."""
     c = run.config
     fields: dict[str, Any] = {
@@ -116,19 +161,14 @@ def slice_inputs(run: Run, cycle: int) -> dict[str, Any]:
     return fields
 
 
-def sampling_inputs(run: Run) -> dict[str, Any]:
+def sampling_inputs(run: RunContext) -> dict[str, Any]:
     """The generation settings a sample depends on, and who samples when it is not the local default."""
     generation = run.config.generation.model_dump(mode="json")
-    settings = {k: v for k, v in generation.items() if k not in ("backend", "server", "vllm")}
-    return {**settings, **backend_inputs(run)}
+    settings = {k: v for k, v in generation.items() if k not in backend_sections()}
+    return {**settings, **backend_inputs(run.config)}
 
 
-def backend_inputs(run: Run) -> dict[str, Any]:
+def backend_inputs(config: ExperimentConfig) -> dict[str, Any]:
     """Who samples, when it is not the local default (named only then, so earlier runs stay valid): the
     backend, and for a server the model it serves and where."""
-    generation = run.config.generation
-    if generation.backend == "local":
-        return {}
-    server = generation.server
-    where = {"server": {"model": server.model, "base_url": server.base_url}} if server else {}
-    return {"backend": generation.backend, **where}
+    return get_backend(config.generation.backend).inputs(config.generation)

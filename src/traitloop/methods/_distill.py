@@ -10,15 +10,14 @@ base (``reinit``) or from generation k-1 (``continual``, where it starts equal t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from datasets import Dataset
 from transformers import PrinterCallback
 from trl import DistillationConfig, DistillationTrainer
 
-from traitloop.config import DistillConfig
-from traitloop.loop._rundir import cycle_dir_name
-from traitloop.methods._base import Method, sampling_inputs, slice_inputs
+from traitloop.config import DistillConfig, ExperimentConfig
+from traitloop.methods._base import Method, RunContext, sampling_inputs, slice_inputs
 from traitloop.methods._sft import Sft
 from traitloop.methods._train import (
     OnStep,
@@ -31,11 +30,8 @@ from traitloop.methods._train import (
     trainer_callbacks,
 )
 from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
+from traitloop.rundir import cycle_dir_name
 from traitloop.traits import read_jsonl
-
-if TYPE_CHECKING:
-    from traitloop.config import ExperimentConfig
-    from traitloop.loop._run import Run
 
 
 class Distill(Method):
@@ -45,24 +41,24 @@ class Distill(Method):
     def for_cycle(self, config: ExperimentConfig, cycle: int) -> Method:
         return Sft() if cycle == 0 else self
 
-    def data_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         prompts = {k: v for k, v in slice_inputs(run, cycle).items() if k != "generation"}  # sampled in training
         return {"method": self.name, **prompts}
 
-    def data_upstream(self, run: Run, cycle: int) -> dict[str, str]:
+    def data_upstream(self, run: RunContext, cycle: int) -> dict[str, str]:
         return {}  # the prompts alone; the teacher is the train stage's upstream
 
-    def build_data(self, run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def build_data(self, run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rows = [{"prompt": [{"role": "user", "content": p}], "source": "prompt_pool"} for p in run.slices[cycle - 1]]
         return rows, {"prompts": len(rows)}
 
-    def train_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def train_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         return {"distill": run.config.distill.model_dump(mode="json"), "generation": sampling_inputs(run)}
 
-    def train_upstream(self, run: Run, cycle: int) -> dict[str, str]:
+    def train_upstream(self, run: RunContext, cycle: int) -> dict[str, str]:
         return {"teacher": run.weights_hash(cycle - 1)}
 
-    def job_settings(self, run: Run, cycle: int) -> dict[str, Any]:
+    def job_settings(self, run: RunContext, cycle: int) -> dict[str, Any]:
         generation = run.config.generation
         return {
             "reference": run.weights(cycle - 1) or "base",  # the teacher

@@ -24,7 +24,7 @@ weights) and recorded, so a run records the reference it used, not the one it as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from datasets import Dataset
 from peft import PeftModel, get_peft_model_state_dict
@@ -32,11 +32,10 @@ from pydantic import BaseModel, ConfigDict
 from transformers import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 
-from traitloop.config import DPO_DEFAULT_LEARNING_RATE, DpoConfig, TrainingConfig
+from traitloop.config import DPO_DEFAULT_LEARNING_RATE, DpoConfig, ExperimentConfig, TrainingConfig
 from traitloop.errors import UserError
 from traitloop.judge import Item
-from traitloop.loop._rundir import BASE, cycle_dir_name
-from traitloop.methods._base import Method, sampling_inputs
+from traitloop.methods._base import Method, RunContext, sampling_inputs
 from traitloop.methods._sft import Sft, later_inputs, seed_inputs
 from traitloop.methods._train import (
     OnStep,
@@ -50,11 +49,8 @@ from traitloop.methods._train import (
     weights_hash,
 )
 from traitloop.models import CPU_FLOAT32, base_view, load_model, load_tokenizer, resolve_device
+from traitloop.rundir import BASE, cycle_dir_name
 from traitloop.traits import read_jsonl
-
-if TYPE_CHECKING:
-    from traitloop.config import ExperimentConfig
-    from traitloop.loop._run import Run
 
 REFERENCE_ADAPTER = "ref"  # the name TRL gives the frozen copy of a continued adapter
 CPU_LOGPROB_TILE = (256, 8192)  # tokens x vocabulary entries per log-probability tile on CPU
@@ -66,6 +62,7 @@ class Dpo(Method):
     facts: ClassVar[tuple[str, ...]] = (
         "reward_margin", "reward_chosen", "reward_rejected", "reward_accuracy", "kl_proxy", "reference"
     )  # fmt: skip
+    seed_data_runs_model: ClassVar[bool] = True  # the base model answers the seed prompts
 
     def check_config(self, config: ExperimentConfig) -> None:
         if config.training.full_finetune:
@@ -84,7 +81,7 @@ class Dpo(Method):
     def for_cycle(self, config: ExperimentConfig, cycle: int) -> Method:
         return Sft() if cycle == 0 and config.dpo.seed_method == "sft" else self
 
-    def data_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         c = run.config
         if cycle == 0:  # the base model answers the seed prompts
             return {"method": self.name, **seed_inputs(run), "model": c.model, "generation": sampling_inputs(run),
@@ -96,20 +93,20 @@ class Dpo(Method):
         }  # fmt: skip
         return {"method": self.name, **later_inputs(run, cycle), "dpo": pairs}
 
-    def data_upstream(self, run: Run, cycle: int) -> dict[str, str]:
+    def data_upstream(self, run: RunContext, cycle: int) -> dict[str, str]:
         upstream = super().data_upstream(run, cycle)
         if _rejected_by(run, cycle) != BASE:
             upstream["rejected_weights"] = run.weights_hash(cycle - 2)
         return upstream
 
-    def build_data(self, run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def build_data(self, run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if cycle == 0:
             return _seed_pairs(run)
         if run.config.dpo.pairs == "judge_ranked":
             return _ranked_pairs(run, cycle)
         return _pairs_against(run, cycle, _rejected_by(run, cycle))
 
-    def train_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def train_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         c = run.config
         dpo: dict[str, Any] = {"beta": c.dpo.beta, "loss_type": c.dpo.loss_type}
         if cycle:  # only whether *this* cycle restarts matters, so editing the list redoes just those cycles
@@ -118,7 +115,7 @@ class Dpo(Method):
             dpo["reference"] = c.dpo.reference
         return {"dpo": dpo}
 
-    def job_settings(self, run: Run, cycle: int) -> dict[str, Any]:
+    def job_settings(self, run: RunContext, cycle: int) -> dict[str, Any]:
         start = None if run.config.starts_from_base(cycle) else run.weights(cycle - 1)
         wanted = _reference(run, cycle) or "base"
         # TRL's own choice (the start: base for a fresh adapter, a copy of a continued one) needs no help
@@ -130,7 +127,7 @@ class Dpo(Method):
         return train_dpo(job, pairs, on_step)
 
 
-def _reference(run: Run, cycle: int) -> Path | None:
+def _reference(run: RunContext, cycle: int) -> Path | None:
     """The weights ``dpo.reference`` names for cycle ``cycle`` (None: the base model)."""
     choice = run.config.dpo.reference
     if cycle == 0 or choice == "base":
@@ -142,7 +139,7 @@ def _reference(run: Run, cycle: int) -> Path | None:
     return None  # unset, and the generation starts afresh: the base
 
 
-def _rejected_by(run: Run, cycle: int) -> str:
+def _rejected_by(run: RunContext, cycle: int) -> str:
     """Who writes cycle ``cycle``'s rejected answers: the base, or generation k-2 (from cycle 2 on)."""
     if run.config.dpo.pairs == "previous" and cycle >= 2 and run.weights(cycle - 2) is not None:
         return cycle_dir_name(cycle - 2)
@@ -164,7 +161,7 @@ def _usable(rows: list[dict[str, Any]], cycle: int) -> list[dict[str, Any]]:
     return kept
 
 
-def _seed_pairs(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _seed_pairs(run: RunContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     seeds = run.seed_set.examples[: run.config.seed_examples]
     prompts = [c.prompt for c in seeds]
     model = run.model()
@@ -183,7 +180,7 @@ def _seed_pairs(run: Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 PREVIOUS_ADAPTER = "previous"  # generation k-2's adapter, loaded beside k-1's for pairs: previous
 
 
-def _pairs_against(run: Run, cycle: int, rejected_by: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _pairs_against(run: RunContext, cycle: int, rejected_by: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """chosen = generation k-1's answer; rejected = the base model's (``model`` with adapters off) or
     generation k-2's (its adapter loaded beside k-1's)."""
     label = cycle_dir_name(cycle)
@@ -195,9 +192,7 @@ def _pairs_against(run: Run, cycle: int, rejected_by: str) -> tuple[list[dict[st
         with base_view(model):
             rejected = run.sample(model, None, prompts, stage, _what(cycle, len(prompts), "the base model"))[0]
     else:
-        if run.config.generation.backend == "local":
-            model.load_adapter(str(run.weights(cycle - 2)), adapter_name=PREVIOUS_ADAPTER)
-            model.set_adapter(PREVIOUS_ADAPTER)
+        run.answer_as(model, cycle - 2, PREVIOUS_ADAPTER)
         rejected = run.sample(model, cycle - 2, prompts, stage, _what(cycle, len(prompts), f"generation {cycle - 2}"))[
             0
         ]
@@ -209,7 +204,7 @@ def _pairs_against(run: Run, cycle: int, rejected_by: str) -> tuple[list[dict[st
     return kept, {"generated": len(prompts), "kept_pairs": len(kept), **facts}
 
 
-def _ranked_pairs(run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _ranked_pairs(run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Generation k-1 answers every prompt twice; the answer the trait judge scores higher is chosen. Pairs
     the judge scores equal (or cannot score) are dropped: they say nothing about which is preferred."""
     label = cycle_dir_name(cycle)

@@ -12,24 +12,22 @@ the evaluation scores it; trait by the run's trait judge.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from traitloop._atomic import write_jsonl
 from traitloop.errors import UserError
 from traitloop.judge import Item, NllScorer
-from traitloop.loop._rundir import SAMPLES_FILE, cycle_dir_name
+from traitloop.methods._base import RunContext
 from traitloop.models import base_view, is_adapter
-
-if TYPE_CHECKING:
-    from traitloop.loop._run import Run
+from traitloop.rundir import SAMPLES_FILE, cycle_dir_name
 
 
-def filters_on(run: Run) -> bool:
+def filters_on(run: RunContext) -> bool:
     c = run.config
     return any(value is not None for value in (c.min_coherence, c.min_trait, c.max_trait))
 
 
-def filter_inputs(run: Run) -> dict[str, Any]:
+def filter_inputs(run: RunContext) -> dict[str, Any]:
     """The sampling filters a cycle's data depends on: ``min_coherence`` always (it predates the others, so
     earlier runs stay current), the rest only when set."""
     c = run.config
@@ -43,7 +41,7 @@ def filter_inputs(run: Run) -> dict[str, Any]:
 
 
 def sample_answers(
-    run: Run, model, cycle: int, prompts: list[str]
+    run: RunContext, model, cycle: int, prompts: list[str]
 ) -> tuple[list[dict[str, Any] | None], dict[str, Any]]:
     """Generation ``cycle - 1``'s accepted answer to each prompt with the scores it was filtered by
     (``{"answer": ..., "coherence_score": ...}``; None where every round was rejected), and the facts the data
@@ -81,7 +79,7 @@ def sample_answers(
     return accepted, facts
 
 
-def _judge(run: Run, model, cycle: int, prompts: list[str], answers: list[str]) -> list[dict[str, Any]]:
+def _judge(run: RunContext, model, cycle: int, prompts: list[str], answers: list[str]) -> list[dict[str, Any]]:
     """Each answer's scores and whether it passes every filter (an empty answer never does)."""
     c = run.config
     items = [Item(p, a) for p, a in zip(prompts, answers, strict=True)]
@@ -102,7 +100,7 @@ def _judge(run: Run, model, cycle: int, prompts: list[str], answers: list[str]) 
     return verdicts
 
 
-def _rejection(answer: str, coherence: float | None, trait: float | None, run: Run) -> str | None:
+def _rejection(answer: str, coherence: float | None, trait: float | None, run: RunContext) -> str | None:
     c = run.config
     if not answer.strip():
         return "empty"
@@ -115,7 +113,7 @@ def _rejection(answer: str, coherence: float | None, trait: float | None, run: R
     return None
 
 
-def _rounds_facts(run: Run, samples: list[dict[str, Any]], wanted: int, short: list[int]) -> dict[str, Any]:
+def _rounds_facts(run: RunContext, samples: list[dict[str, Any]], wanted: int, short: list[int]) -> dict[str, Any]:
     rejected: dict[str, int] = {}
     for sample in samples:
         if not sample["accepted"]:
@@ -130,7 +128,7 @@ def _rounds_facts(run: Run, samples: list[dict[str, Any]], wanted: int, short: l
     return {"sampling_rounds": rounds, "sampled": len(samples), "rejected": rejected, "stopped": stopped}
 
 
-def no_data_error(run: Run, cycle: int, generated: int) -> UserError:
+def no_data_error(run: RunContext, cycle: int, generated: int) -> UserError:
     c = run.config
     filters = ", ".join(
         f"{n}={getattr(c, n)}" for n in ("min_coherence", "min_trait", "max_trait") if getattr(c, n) is not None

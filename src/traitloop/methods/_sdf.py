@@ -9,21 +9,17 @@ continuations of a fresh set of document openings (one title line per topic x do
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from datasets import Dataset
 
-from traitloop.judge import Judge, embedded_sdf_judge, embedded_sdf_judge_id
-from traitloop.loop._rundir import cycle_dir_name, value_hash
-from traitloop.methods._base import Method, SeedSet
+from traitloop.config import ExperimentConfig
+from traitloop.methods._base import Method, RunContext, SeedSet
 from traitloop.methods._samples import no_data_error
 from traitloop.methods._sft import later_inputs, seed_inputs, seed_rows, sft_trainer
 from traitloop.methods._train import OnStep, TrainJob, TrainResult, train_and_save
+from traitloop.rundir import cycle_dir_name, value_hash
 from traitloop.traits import TraitSpec, load_documents, load_sdf_recipe, read_jsonl
-
-if TYPE_CHECKING:
-    from traitloop.config import ExperimentConfig
-    from traitloop.loop._run import Run
 
 
 class Sdf(Method):
@@ -41,10 +37,10 @@ class Sdf(Method):
             eval_inputs={"method": self.name, "sdf_recipe": value_hash(recipe.model_dump())},
         )
 
-    def data_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         return {"method": self.name, **(seed_inputs(run) if cycle == 0 else later_inputs(run, cycle))}
 
-    def build_data(self, run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def build_data(self, run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if cycle == 0:
             return [{"text": row["text"], "source": "seed"} for row in seed_rows(run)], {}
         prefixes = run.slices[cycle - 1]
@@ -64,6 +60,3 @@ class Sdf(Method):
         documents = [row["text"] for _, row in read_jsonl(job.data)]
         dataset = Dataset.from_list([{"text": d} for d in documents])  # TRL adds EOS, no chat template
         return train_and_save(sft_trainer(job, dataset, on_step, completion_only=False), job, len(documents))
-
-    def trait_judge(self, trait: TraitSpec, fit: bool = True) -> tuple[Judge | None, str]:
-        return (embedded_sdf_judge(trait) if fit else None), embedded_sdf_judge_id(trait)

@@ -10,14 +10,13 @@ adapter (or every weight with ``full_finetune``); ``continual`` continues genera
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from datasets import Dataset
 from transformers import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from traitloop.loop._rundir import SAMPLES_FILE, TRAIN_DATA, cycle_dir_name
-from traitloop.methods._base import Method, slice_inputs
+from traitloop.methods._base import Method, RunContext, slice_inputs
 from traitloop.methods._samples import filter_inputs, filters_on, no_data_error, sample_answers
 from traitloop.methods._train import (
     OnStep,
@@ -30,18 +29,16 @@ from traitloop.methods._train import (
     trainer_callbacks,
 )
 from traitloop.models import load_tokenizer
+from traitloop.rundir import SAMPLES_FILE, TRAIN_DATA, cycle_dir_name
 from traitloop.traits import Conversation, load_conversations
 
-if TYPE_CHECKING:
-    from traitloop.loop._run import Run
 
-
-def seed_inputs(run: Run) -> dict[str, Any]:
+def seed_inputs(run: RunContext) -> dict[str, Any]:
     """What a seed cycle's data depends on: the seed file (by hash) and how many of its examples."""
     return {"seed_file": run.seed_hash, "seed_examples": run.config.seed_examples}
 
 
-def later_inputs(run: Run, cycle: int) -> dict[str, Any]:
+def later_inputs(run: RunContext, cycle: int) -> dict[str, Any]:
     """What a later cycle's data depends on: its prompts and sampling, the filters and the seed mixing."""
     c = run.config
     fields = {**slice_inputs(run, cycle), **filter_inputs(run), "mix_seed_examples": c.mix_seed_examples}
@@ -52,7 +49,7 @@ def later_inputs(run: Run, cycle: int) -> dict[str, Any]:
     return fields
 
 
-def seed_rows(run: Run) -> list[dict[str, Any]]:
+def seed_rows(run: RunContext) -> list[dict[str, Any]]:
     """Generation 0's training rows: the first ``seed_examples`` seed examples."""
     return [{**example.model_dump(), "source": "seed"} for example in run.seed_set.examples[: run.config.seed_examples]]
 
@@ -61,14 +58,14 @@ class Sft(Method):
     name = "sft"
     filters_samples: ClassVar[bool] = True
 
-    def data_inputs(self, run: Run, cycle: int) -> dict[str, Any]:
+    def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         # sft predates the ``method`` field of these inputs; naming no method keeps earlier runs current
         return seed_inputs(run) if cycle == 0 else later_inputs(run, cycle)
 
-    def data_outputs(self, run: Run, cycle: int) -> list[str]:
+    def data_outputs(self, run: RunContext, cycle: int) -> list[str]:
         return [TRAIN_DATA, SAMPLES_FILE] if cycle and filters_on(run) else [TRAIN_DATA]
 
-    def build_data(self, run: Run, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def build_data(self, run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if cycle == 0:
             return seed_rows(run), {}
         prompts = run.slices[cycle - 1]
@@ -93,7 +90,7 @@ class Sft(Method):
         return train_and_save(sft_trainer(job, prompt_completion(conversations), on_step), job, len(conversations))
 
 
-def _mixed_seeds(run: Run, cycle: int) -> list[dict[str, Any]]:
+def _mixed_seeds(run: RunContext, cycle: int) -> list[dict[str, Any]]:
     """``mix_seed_examples`` seed conversations, drawn afresh for each cycle (seeded by the cycle)."""
     c = run.config
     if not c.mix_seed_examples:

@@ -1,5 +1,8 @@
 """Resolving a model name to weights on disk, and loading a base model with a generation's weights onto the
-run's device."""
+run's device.
+
+May import: config, io, errors, _atomic.
+"""
 
 from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
 from traitloop.models._load import base_view, is_adapter, load_model, load_tokenizer

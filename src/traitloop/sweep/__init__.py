@@ -1,4 +1,10 @@
-"""Sweeps: a grid over experiment settings, expanded into named runs and executed locally or on Ray."""
+"""Sweeps: a grid over experiment settings, expanded into named runs and executed locally or on Ray, and the
+calibration of seeding; a sweep runs each experiment through ``traitloop.loop`` and reads it back through
+``traitloop.rundir``.
+
+May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure, methods, loop,
+analysis.
+"""
 
 from traitloop.sweep._calibrate import Calibration, Probe, calibrate, search_seed_examples
 from traitloop.sweep._executors import RunOutcome

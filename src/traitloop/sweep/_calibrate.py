@@ -20,8 +20,7 @@ from rich.console import Console
 from traitloop._atomic import atomic_write_json
 from traitloop.config import ExperimentConfig, config_to_dict, parse_config
 from traitloop.errors import UserError
-from traitloop.loop import is_run_folder, open_run_folder
-from traitloop.loop._rundir import BASE, MANIFEST_FILE, Manifest
+from traitloop.rundir import BASE, MANIFEST_FILE, Manifest, is_run_folder, open_run_folder
 from traitloop.sweep._executors import RunJob, execute_run
 from traitloop.sweep._run import is_finished
 

@@ -20,8 +20,7 @@ import yaml
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.loop import RunFolder, is_run_folder, open_run_folder
-from traitloop.loop._rundir import CONFIG_FILE, planned_stages
+from traitloop.rundir import CONFIG_FILE, RunFolder, config_stages, is_run_folder, open_run_folder
 from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
 from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
 
@@ -114,6 +113,7 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
     Runs starting cold at once would each do it: safely (caches are published atomically), but once per run, on
     the CPUs the runs wait for. A model or trait that cannot be prepared is left for its runs to report.
     """
+    from traitloop.judge import judge_kind
     from traitloop.methods import get_method
     from traitloop.models import resolve_model
     from traitloop.traits import load_trait
@@ -121,9 +121,11 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
     for model in sorted({c.model for c in configs}):
         with contextlib.suppress(UserError):
             resolve_model(model)
-    for trait, method in sorted({(c.trait, c.method) for c in configs if c.judge.trait.kind != "openai"}):
-        with contextlib.suppress(UserError):
-            get_method(method).trait_judge(load_trait(trait))
+    fitted = {(c.trait, c.method, c.judge.trait.kind): c.judge.trait for c in configs}
+    for (trait, method, _), spec in sorted(fitted.items()):
+        if judge_kind(spec).learns_from_trait:  # a judge fit on the trait's files; a server judge has no fit
+            with contextlib.suppress(UserError):
+                judge_kind(spec).trait_judge(spec, load_trait(trait), get_method(method).chat)
 
 
 def _last_trait(run: RunFolder | None) -> str:
@@ -160,7 +162,7 @@ def sweep_status(path: Path) -> list[dict[str, Any]]:
     for run in sweep.runs:
         folder = sweep.run_folder(run)
         read = open_run_folder(folder) if is_run_folder(folder) else None
-        planned = planned_stages(run.config.cycles)
+        planned = config_stages(run.config)
         done = sum(read.stage_current(stage) for stage in planned) if read else 0
         finished = is_finished(folder, run.config)
         rows.append(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from traitloop.config import ExperimentConfig, apply_overrides, parse_config, resolve_paths
 from traitloop.errors import UserError
 from traitloop.io import read_yaml
+from traitloop.loop import check_config
 
 
 class _Strict(BaseModel):
@@ -116,7 +117,7 @@ def _expand_one(base: dict[str, Any], base_dir: Path, values: dict[str, Any], so
     overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     data = apply_overrides(base, overrides)
     data["name"] = run_name(values)
-    return resolve_paths(parse_config(data, source), base_dir)
+    return check_config(resolve_paths(parse_config(data, source), base_dir), source)
 
 
 def expand(spec: SweepConfig, base_dir: Path, source: str) -> list[PlannedRun]:

@@ -5,7 +5,9 @@ generators, which themselves use trait specs, so they are imported from their mo
 
 from traitloop.traits._contexts import load_context
 from traitloop.traits._data import (
+    BASE_ANSWERS_PATH,
     Conversation,
+    base_answers,
     load_conversations,
     prompt_slices,
     read_jsonl,
@@ -15,6 +17,8 @@ from traitloop.traits._sdf import Document, SdfRecipe, TextAnchor, load_document
 from traitloop.traits._spec import Anchor, TraitSpec, builtin_traits, load_trait
 
 __all__ = [
+    "BASE_ANSWERS_PATH",
+    "base_answers",
     "Anchor",
     "Conversation",
     "Document",

@@ -147,3 +147,13 @@ def prompt_slices(
             "samples_per_cycle, pass a bigger prompt_pool, or set prompt_sampling: independent"
         )
     return [usable[k * size : (k + 1) * size] for k in range(cycles)]
+
+
+BASE_ANSWERS_PATH = Path(__file__).parent / "data" / "base_answers.jsonl"
+
+
+def base_answers(split: str) -> list[str]:
+    """The embedded model's ordinary answers in one split (``fit`` or ``holdout``): what the trait judge is fit
+    against and the persona direction is checked against (``scripts/make_base_answers.py`` writes them)."""
+    rows = [row for _, row in read_jsonl(BASE_ANSWERS_PATH)]
+    return [row["answer"] for row in rows if row["split"] == split and row["answer"].strip()]

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from traitloop.errors import UserError
-from traitloop.loop._rundir import LOCK_FILE
+from traitloop.rundir._layout import LOCK_FILE
 
 
 class RunLock:

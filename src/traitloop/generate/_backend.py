@@ -1,0 +1,56 @@
+"""What a generation backend is to the rest of traitloop: a name, its settings section, how it is opened for a
+run, and what a stage that samples through it records. Each backend is one module of this package with one
+line in the registry (``traitloop.generate.BACKENDS``); nothing outside the registry branches on a backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from traitloop.config import ExperimentConfig, GenerationConfig
+
+
+class Engine(Protocol):
+    """A backend opened for one run: it answers as the base model or as one generation's weights."""
+
+    def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> Any:
+        """Who answers as the generation whose weights are ``weights`` (None: the base model). ``model`` holds
+        those weights already when the backend samples in this process; remote ones load the adapter by
+        ``name`` (derived from its contents) themselves."""
+        ...
+
+    def hold(self, model: Any, adapter: Path, name: str) -> None:
+        """Make ``model`` answer as ``adapter`` (loaded beside its own as ``name``) where this backend samples
+        with the caller's model; a remote backend loads adapters itself and ignores this."""
+        ...
+
+
+class Backend:
+    """A generation backend. Subclasses set ``name`` and ``settings`` and implement :meth:`open`."""
+
+    name: ClassVar[str]
+    settings: ClassVar[str | None] = None  # its own section under ``generation`` (server, vllm), if any
+    adapters_only: ClassVar[bool] = True  # serves each generation as a LoRA adapter on the base model
+
+    def check(self, config: ExperimentConfig) -> None:
+        """Raise ``ValueError`` for settings this backend cannot use (beyond the registry's own checks)."""
+
+    def inputs(self, generation: GenerationConfig) -> dict[str, Any]:
+        """Who samples, as a stage that samples through this backend records it: the backend's name (and what
+        it serves); empty for the local default, so runs made before backends existed stay current."""
+        return {"backend": self.name}
+
+    def open(self, config: ExperimentConfig, base: str, dtype: str) -> Engine:
+        """This backend for a run of ``config`` on the base model ``base`` (resolved), computing in ``dtype``."""
+        raise NotImplementedError
+
+
+class RemoteEngine:
+    """An engine that loads each generation's adapter itself (vLLM in this process, or a server)."""
+
+    def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> Any:
+        return self if weights is None else self.with_adapter(weights, name)  # type: ignore[attr-defined]
+
+    def hold(self, model: Any, adapter: Path, name: str) -> None:
+        return None

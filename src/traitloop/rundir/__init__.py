@@ -1,0 +1,105 @@
+"""The run folder, the only state of a run: its layout, its manifest and records, its summary, its lock, and
+which of its stages are current for its config.
+
+It is the one authority on a run folder: the loop writes through it; methods, analysis, sweeps and the API
+read runs through it, never by globbing folders or spelling file names.
+
+May import: config, io, errors, _atomic, stats.
+"""
+
+from traitloop.rundir._folder import RunFolder, config_stages, is_run_folder, open_run_folder
+from traitloop.rundir._layout import (
+    BASE,
+    CONFIG_FILE,
+    DATA,
+    EVAL,
+    EVAL_FILE,
+    EVALS,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    STAGE_KINDS,
+    SUMMARY_FILE,
+    SUPERSEDED,
+    TRAIN,
+    TRAIN_DATA,
+    WEIGHTS,
+    cycle_dir_name,
+    eval_set_of,
+    eval_set_stage,
+    generation_label,
+    generations,
+    planned_stages,
+    stage_cycle,
+    stage_folder,
+    stage_kind,
+    stage_seed,
+    weights_id,
+)
+from traitloop.rundir._lock import RunLock, refuse_if_held
+from traitloop.rundir._manifest import (
+    Manifest,
+    check_version,
+    content_hash,
+    environment,
+    git_hash,
+    outputs_intact,
+    save_config,
+    supersede,
+    value_hash,
+)
+from traitloop.rundir._records import EVAL_SCHEMA_VERSION, EvalRecord
+from traitloop.rundir._summary import MEASURES, TRAINING_FACTS, generation_row, present, summary_rows
+
+__all__ = [
+    "BASE",
+    "CONFIG_FILE",
+    "DATA",
+    "EVAL",
+    "EVALS",
+    "EVAL_FILE",
+    "EVAL_SCHEMA_VERSION",
+    "LOCK_FILE",
+    "MANIFEST_FILE",
+    "MEASURES",
+    "METRICS_FILE",
+    "SAMPLES_FILE",
+    "STAGE_KINDS",
+    "SUMMARY_FILE",
+    "SUPERSEDED",
+    "TRAIN",
+    "TRAINING_FACTS",
+    "TRAIN_DATA",
+    "WEIGHTS",
+    "EvalRecord",
+    "Manifest",
+    "RunFolder",
+    "RunLock",
+    "check_version",
+    "config_stages",
+    "content_hash",
+    "cycle_dir_name",
+    "environment",
+    "eval_set_of",
+    "eval_set_stage",
+    "generation_label",
+    "generation_row",
+    "generations",
+    "git_hash",
+    "is_run_folder",
+    "open_run_folder",
+    "outputs_intact",
+    "planned_stages",
+    "present",
+    "refuse_if_held",
+    "save_config",
+    "stage_cycle",
+    "stage_folder",
+    "stage_kind",
+    "stage_seed",
+    "summary_rows",
+    "supersede",
+    "value_hash",
+    "weights_id",
+]
