@@ -270,7 +270,7 @@ def verdict(
 def _eval_sets_table(verdicts: list[RunVerdict]) -> Table:
     """One line per eval set: its verdict, the trait of the base model, generation 0 and the last generation,
     and the last generation's paired test against generation 0."""
-    from traitloop.analysis._analyze import evaluated_generations
+    from traitloop.analysis import evaluated_generations
 
     table = Table(title="other eval sets (traitloop verdict --eval-set NAME for one in full)")
     for column in ("eval set", "generations", "verdict", "trait: base / gen 0 / last", "last - gen 0 (Holm p)"):
