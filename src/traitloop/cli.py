@@ -22,7 +22,23 @@ if TYPE_CHECKING:
     from traitloop.analysis import RunVerdict, Thresholds
     from traitloop.sweep import RunOutcome
 
-app = typer.Typer(help="Does self-training amplify a behavioural trait?", no_args_is_help=True)
+
+class _UserErrorsAsMessages(TyperGroup):
+    """The one place a ``UserError`` from any command (or sub-command) becomes its message and exit code 2: a
+    mistake the user can fix is said in one line, without a traceback."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            console.print(f"[red]error:[/] {error}", highlight=False)
+            raise typer.Exit(2) from None
+
+
+console = Console()
+app = typer.Typer(
+    cls=_UserErrorsAsMessages, help="Does self-training amplify a behavioural trait?", no_args_is_help=True
+)
 models_app = typer.Typer(help="Models traitloop can use without a model hub.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 trait_app = typer.Typer(help="Write, check and list trait folders.", no_args_is_help=True)
@@ -44,7 +60,6 @@ sweep_app = typer.Typer(
     cls=_RunByDefault, help="Grids over experiment settings, run locally or on Ray.", no_args_is_help=True
 )
 app.add_typer(sweep_app, name="sweep")
-console = Console()
 
 
 def _api() -> ModuleType:
@@ -65,11 +80,6 @@ def _default_output(config: Path, overrides: list[str]) -> Path:
     return default_run_folder(name if isinstance(name, str) else None)
 
 
-def _fail(error: UserError) -> None:
-    console.print(f"[red]error:[/] {error}", highlight=False)
-    raise typer.Exit(2)
-
-
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
@@ -78,21 +88,15 @@ def run(
     force: Annotated[bool, typer.Option(help="Redo from the first cycle a changed config affects.")] = False,
 ) -> None:
     """Run an experiment, or resume it where it stopped."""
-    try:
-        refuse_if_held(output or _default_output(config, set_))
-        folder = _api().run(config, output=output, overrides=set_, force=force, console=console)
-    except UserError as error:
-        _fail(error)
+    refuse_if_held(output or _default_output(config, set_))
+    folder = _api().run(config, output=output, overrides=set_, force=force, console=console)
     console.print(f"done: {folder}")
 
 
 @app.command()
 def status(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
     """Which stages of a run are done, with each generation's trait and coherence."""
-    try:
-        rows = _api().status(run_dir)
-    except UserError as error:
-        _fail(error)
+    rows = _api().status(run_dir)
     table = Table(title=str(run_dir))
     for column in ("cycle", "data", "train", "eval", "trait [95% CI]", "coherence", "trained on"):
         table.add_column(column)
@@ -114,13 +118,10 @@ def eval_(
     force: Annotated[bool, typer.Option(help="Redo an eval set made with other questions or settings.")] = False,
 ) -> None:
     """Evaluate finished generations on new questions or contexts, without retraining."""
-    try:
-        folder = _api().evaluate(
-            run_dir, questions, name, generations, [c.strip() for c in contexts.split(",") if c.strip()], force,
-            console=console, suite=suite,
-        )  # fmt: skip
-    except UserError as error:
-        _fail(error)
+    folder = _api().evaluate(
+        run_dir, questions, name, generations, [c.strip() for c in contexts.split(",") if c.strip()], force,
+        console=console, suite=suite,
+    )  # fmt: skip
     console.print(f"done: {folder}")
 
 
@@ -140,15 +141,12 @@ def judge(
 ) -> None:
     """Score answers for trait strength and coherence (0-100); rows keep their order."""
     judges = [j for j in judge_.split(",") if j.strip()]
-    try:
-        if agreement:
-            results = _api().judge_agreement(trait, input, judges, output, model=model, api_key_env=api_key_env)
-        elif output is None:
-            raise UserError("--output is needed to write the scores (or pass --agreement to compare judges)")
-        else:
-            count = _api().judge_file(trait, input, output, model=model, judges=judges, api_key_env=api_key_env)
-    except UserError as error:
-        _fail(error)
+    if agreement:
+        results = _api().judge_agreement(trait, input, judges, output, model=model, api_key_env=api_key_env)
+    elif output is None:
+        raise UserError("--output is needed to write the scores (or pass --agreement to compare judges)")
+    else:
+        count = _api().judge_file(trait, input, output, model=model, judges=judges, api_key_env=api_key_env)
     if not agreement:
         console.print(f"scored {count} rows into {output}")
         return
@@ -203,10 +201,7 @@ def report(
 ) -> None:
     """Write an HTML report with the verdict, statistics, plots and a sample browser."""
     thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
-    try:
-        written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
-    except UserError as error:
-        _fail(error)
+    written = _api().report(runs, output=output, compare=compare, thresholds=thresholds)
     for verdict in [*written.comparison.runs, *written.comparison.eval_sets]:
         where = "" if verdict.eval_set is None else f" on {verdict.eval_set}"
         console.print(f"{verdict.run}{where}: [bold]{verdict.verdict}[/]", highlight=False)
@@ -230,11 +225,8 @@ def verdict(
     """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests;
     then one line per other eval set (suite, context, question file) the run's generations were asked."""
     thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
-    try:
-        result = _api().verdict(run_dir, thresholds, eval_set)
-        others = [] if eval_set else _api().eval_set_verdicts(run_dir, thresholds)
-    except UserError as error:
-        _fail(error)
+    result = _api().verdict(run_dir, thresholds, eval_set)
+    others = [] if eval_set else _api().eval_set_verdicts(run_dir, thresholds)
     if json_:
         print(result.model_dump_json(indent=2))
         return
@@ -303,10 +295,7 @@ def models_list() -> None:
 @models_app.command("pull")
 def models_pull(name: Annotated[str, typer.Argument(help="A built-in model name.")]) -> None:
     """Fetch and convert a built-in model into the cache now."""
-    try:
-        path = _api().pull_model(name)
-    except UserError as error:
-        _fail(error)
+    path = _api().pull_model(name)
     console.print(f"{name}: {path}")
 
 
@@ -329,10 +318,7 @@ def calibrate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Sweep folder (default sweeps/NAME).")] = None,
 ) -> None:
     """Binary-search seed_examples so that cycle 0's trait mean lands in the target band."""
-    try:
-        result = _api().calibrate(config, _band(target), output, low, high, max_probes, set_, console)
-    except UserError as error:
-        _fail(error)
+    result = _api().calibrate(config, _band(target), output, low, high, max_probes, set_, console)
     table = Table(title=f"calibration for trait mean {target}")
     for column in ("seed_examples", "trait [95% CI]", "reused"):
         table.add_column(column)
@@ -357,10 +343,7 @@ def sweep_run(
         detail = f": {outcome.error}" if outcome.error else f" ({outcome.seconds:.0f} s)" if outcome.seconds else ""
         console.print(f"{outcome.status:>7}  {outcome.name}{detail}", highlight=False)
 
-    try:
-        outcomes = _api().sweep(sweep, executor=executor, address=address, output=output, on_outcome=report)
-    except UserError as error:
-        _fail(error)
+    outcomes = _api().sweep(sweep, executor=executor, address=address, output=output, on_outcome=report)
     failed = [o for o in outcomes if o.status == "failed"]
     console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} runs finished", highlight=False)
     if failed:
@@ -370,10 +353,7 @@ def sweep_run(
 @sweep_app.command("status")
 def sweep_status(sweep: Annotated[Path, typer.Argument(help="Sweep folder or sweep YAML.")]) -> None:
     """One row per run (named by its grid values): state, stages done, last trait mean with CI, verdict."""
-    try:
-        rows = _api().sweep_status(sweep)
-    except UserError as error:
-        _fail(error)
+    rows = _api().sweep_status(sweep)
     table = Table(title=str(sweep))
     for column in ("run", "state", "stages", "trait [95% CI] @cycle", "verdict", "error"):
         table.add_column(column, overflow="fold")
@@ -413,14 +393,11 @@ def trait_new(
     def say(message: str) -> None:
         console.print(message, highlight=False)
 
-    try:
-        folder, report = _api().new_trait(
-            name, description, from_file=from_, generator=generator, judge=judge, size=size, seed_min=seed_min,
-            contrast_max=contrast_max, sdf=sdf, output=output, force=force, api_key_env=api_key_env, cache=cache,
-            say=say,
-        )  # fmt: skip
-    except UserError as error:
-        _fail(error)
+    folder, report = _api().new_trait(
+        name, description, from_file=from_, generator=generator, judge=judge, size=size, seed_min=seed_min,
+        contrast_max=contrast_max, sdf=sdf, output=output, force=force, api_key_env=api_key_env, cache=cache,
+        say=say,
+    )  # fmt: skip
     kept = ", ".join(f"{k} {v}" for k, v in report.kept.items())
     console.print(f"kept: {kept}\nrequests: {report.requests}; {report.seconds:.0f} s", highlight=False)
     for note in report.notes:
@@ -436,10 +413,7 @@ def trait_validate(
     pool_field: Annotated[str | None, typer.Option(help="The pool's prompt column or key.")] = None,
 ) -> None:
     """Counts, anchors, eval-suite overlap with training prompts, the judge's AUROC; every problem by file:line."""
-    try:
-        report, path = _api().validate_trait(trait, output, pool, pool_field)
-    except UserError as error:
-        _fail(error)
+    report, path = _api().validate_trait(trait, output, pool, pool_field)
     table = Table(title=f"{report.get('name', trait)} v{report.get('version', '?')}")
     for column in ("measure", "value"):
         table.add_column(column)
@@ -461,10 +435,7 @@ def trait_validate(
 @trait_app.command("list")
 def trait_list(folders: Annotated[list[Path] | None, typer.Argument(help="Your trait folders.")] = None) -> None:
     """Built-in traits and the folders given, with sizes and versions."""
-    try:
-        rows = _api().list_traits(folders or [])
-    except UserError as error:
-        _fail(error)
+    rows = _api().list_traits(folders or [])
     table = Table()
     columns = ("name", "version", "where", "seed", "contrast", "holdout", "sdf_seed", "suites", "hash")
     for column in columns:
@@ -488,10 +459,7 @@ def pool_new(
 ) -> None:
     """Write a prompt pool with a generator, deduplicated and filtered, with its provenance beside it."""
     chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
-    try:
-        pool = _api().new_pool(output, generator, size, chosen, api_key_env, cache)
-    except UserError as error:
-        _fail(error)
+    pool = _api().new_pool(output, generator, size, chosen, api_key_env, cache)
     console.print(f"{len(pool.prompts)} prompts written to {output}; removed: {pool.removed}", highlight=False)
 
 
@@ -502,10 +470,7 @@ def pool_import(
     field: Annotated[str | None, typer.Option(help="The column or key holding the prompt.")] = None,
 ) -> None:
     """Filter any prompt file (English, length, personal data, code, duplicates) into a pool with provenance."""
-    try:
-        pool = _api().import_pool(source, output, field)
-    except UserError as error:
-        _fail(error)
+    pool = _api().import_pool(source, output, field)
     console.print(
         f"{len(pool.prompts)} of {pool.rows} prompts kept in {output}; removed: {pool.removed}", highlight=False
     )
