@@ -52,6 +52,25 @@ def test_status_of_a_folder_that_is_not_a_run(tmp_path):
     assert result.exit_code == 2 and "not a traitloop run folder" in result.text
 
 
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["judge", "--trait", "lucky", "-i", "{tmp}/rows.jsonl"], "--output is needed to write the scores"),
+        (["status", "{tmp}"], "is not a traitloop run folder"),
+        (["models", "pull", "nosuch"], "unknown model 'nosuch'"),
+        (["sweep", "{tmp}/nowhere.yaml"], "file not found"),
+        (["trait", "validate", "{tmp}/nosuch"], "no trait at"),
+        (["pool", "import", "{tmp}/none.jsonl", "-o", "{tmp}/pool.jsonl"], "file not found"),
+    ],
+)
+def test_a_user_error_in_any_command_is_said_once_with_exit_code_2(tmp_path, command, message):
+    """One place turns a UserError into its message: top-level commands and those of every group alike."""
+    result = invoke(*(part.format(tmp=tmp_path) for part in command))
+    assert result.exit_code == 2
+    assert result.text.startswith("error: ") and result.text.count("error:") == 1
+    assert result.text.count(message) == 1
+
+
 def test_models_list_names_the_embedded_model(embedded_model):
     result = invoke("models", "list")
     assert result.exit_code == 0 and "smollm2-135m-instruct" in result.output and "yes" in result.output

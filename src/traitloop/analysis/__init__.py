@@ -4,7 +4,7 @@ fit, plots and the HTML report. It reads runs through ``traitloop.rundir`` and n
 May import: config, io, errors, _atomic, stats, rundir.
 """
 
-from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs
+from traitloop.analysis._analyze import Comparison, RunVerdict, analyze_run, compare_runs, evaluated_generations
 from traitloop.analysis._attractor import AttractorFit, fit_attractor
 from traitloop.analysis._load import RunResults, load_eval_sets, load_run, load_runs
 from traitloop.analysis._report import Report, verdict_of, write_report
@@ -19,6 +19,7 @@ __all__ = [
     "Thresholds",
     "analyze_run",
     "compare_runs",
+    "evaluated_generations",
     "fit_attractor",
     "load_eval_sets",
     "load_run",
