@@ -1,6 +1,9 @@
 """The ``traitloop`` command line: run | status | eval | judge | report | verdict | sweep | calibrate | trait | pool |
 models; thin calls into the API. This module holds the app, its groups and the one place a ``UserError`` is
-said; the commands live in one module per concern."""
+said; the commands live in one module per concern.
+
+May import: config, io, errors, rundir, analysis, sweep, api.
+"""
 
 from __future__ import annotations
 
