@@ -12,14 +12,13 @@ from faults import FlakyProxy
 from typer.testing import CliRunner
 
 import traitloop
+from traitloop.author import Request, Settings, make_writer, new_trait
 from traitloop.cli import app
 from traitloop.config import parse_config
 from traitloop.errors import UserError
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
 from traitloop.traits import load_prompt_pool, load_trait
-from traitloop.traits._author import Settings, new_trait
-from traitloop.traits._writer import Request, make_writer
 
 import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server

@@ -72,6 +72,17 @@ class ServerRefused(Exception):
         return (found if isinstance(found, str) else json.dumps(found)).strip().rstrip(".")[:300]
 
 
+def parse_server_option(text: str, option: str, alternative: str) -> tuple[str, str]:
+    """The model and base URL of an ``openai:MODEL@URL`` command-line option (``--judge``, ``--generator``), or
+    an error naming the option and its other form ``alternative`` (``embedded``, ``local``)."""
+    text = text.strip()
+    kind, _, rest = text.partition(":")
+    model, _, base_url = rest.rpartition("@")
+    if kind != "openai" or not model or not base_url.startswith(("http://", "https://")):
+        raise UserError(f"bad {option} '{text}': expected '{alternative}' or 'openai:MODEL@URL' (URL starting http)")
+    return model, base_url
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
     """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); 0 if absent or unreadable."""
     if not value:

@@ -13,6 +13,10 @@ from rich.console import Console
 
 from traitloop._atomic import atomic_write_json, write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_eval_sets, load_run, write_report
+from traitloop.author import Settings, default_output, make_writer, read_description, trait_rows, write_generated_pool
+from traitloop.author import import_pool as filter_pool_file
+from traitloop.author import new_trait as author_trait
+from traitloop.author import validate_trait as validate
 from traitloop.config import ExperimentConfig, default_run_folder, load_config
 from traitloop.errors import UserError
 from traitloop.judge import Agreement, Judge, NllScorer, agreement, embedded_coherence_judge, embedded_trait_judge
@@ -27,13 +31,6 @@ from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
 from traitloop.traits import load_conversations, load_prompt_pool, load_trait
-from traitloop.traits._author import Settings, read_description
-from traitloop.traits._author import new_trait as author_trait
-from traitloop.traits._pool_new import write_generated_pool
-from traitloop.traits._pools import import_pool as filter_pool_file
-from traitloop.traits._validate import default_output, trait_rows
-from traitloop.traits._validate import validate_trait as validate
-from traitloop.traits._writer import make_writer
 
 
 def run(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from traitloop.generate._local import LocalGenerator, Messages, SamplingParams
-from traitloop.generate._server import ServerGenerator, server_generator
+from traitloop.generate._server import GenerationRefused, ServerGenerator, server_generator
 from traitloop.generate._vllm import VllmGenerator, release_engines, vllm_generator
 
 
@@ -28,6 +28,7 @@ class Generator(Protocol):
 
 
 __all__ = [
+    "GenerationRefused",
     "Generator",
     "LocalGenerator",
     "Messages",

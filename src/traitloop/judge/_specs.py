@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from traitloop._http import parse_server_option
 from traitloop.config import JudgeSpec
-from traitloop.errors import UserError
 from traitloop.judge._openai import OpenAIJudge, openai_judge
 from traitloop.judge._prompts import JudgeKind
 from traitloop.traits import TraitSpec
@@ -11,13 +11,9 @@ from traitloop.traits import TraitSpec
 
 def parse_judge_option(text: str, api_key_env: str | None = None) -> JudgeSpec:
     """``embedded`` or ``openai:MODEL@URL`` (e.g. ``openai:gpt-4o-mini@https://api.openai.com/v1``)."""
-    text = text.strip()
-    if text == "embedded":
+    if text.strip() == "embedded":
         return JudgeSpec()
-    kind, _, rest = text.partition(":")
-    model, _, base_url = rest.rpartition("@")
-    if kind != "openai" or not model or not base_url.startswith(("http://", "https://")):
-        raise UserError(f"bad --judge '{text}': expected 'embedded' or 'openai:MODEL@URL' (URL starting http)")
+    model, base_url = parse_server_option(text, "--judge", "embedded")
     return JudgeSpec(kind="openai", model=model, base_url=base_url, api_key_env=api_key_env)
 
 
