@@ -244,7 +244,7 @@ def test_a_killed_run_pays_only_for_what_it_never_received(tmp_path):
 def test_replies_that_never_parse_stop_with_the_counts(tmp_path):
     writer = scripted_writer(tmp_path, garbage=True)
     with pytest.raises(UserError, match=r"could not write enough.*narrow suite: 0 of 24.*'retries': \d+.*stronger"):
-        new_trait("gardener", DESCRIPTION, writer, tmp_path / "g", settings=Settings(size=16, rounds=1), pool=POOL)
+        new_trait("gardener", DESCRIPTION, writer, tmp_path / "g", settings=Settings(size=16, max_rounds=1), pool=POOL)
     assert len(writer.cache) == writer.asked > 0  # every reply kept, so a re-run pays for none of them
 
 

@@ -305,13 +305,22 @@ def new_trait(
     force: bool = False,
     api_key_env: str | None = None,
     cache: Path | None = None,
+    seed_file: Path | None = None,
+    seed_field: str | None = None,
+    eval_questions: Path | None = None,
+    max_rounds: int | None = None,
+    max_requests: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> tuple[Path, Any]:
-    """Write a trait folder from a description (``traitloop trait new``); returns the folder and its report."""
+    """Write a trait folder from a description, or around a seed set (``traitloop trait new``); returns the
+    folder and its report."""
 
-    if (description is None) == (from_file is None):
-        raise UserError("give the trait's description with --description TEXT or --from FILE (one of them)")
-    text = description if description is not None else read_description(Path(from_file))
+    described = (description is not None) + (from_file is not None)
+    if described > 1 or described == 0 and seed_file is None:
+        raise UserError(
+            "give the trait's description with --description TEXT or --from FILE (one of them), or a --seed-file"
+        )
+    text = read_description(Path(from_file)) if from_file is not None else description
     judge_spec = parse_judge_option(judge, api_key_env)
     writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
     folder = Path(output) if output else Path("traits") / name
@@ -322,9 +331,15 @@ def new_trait(
         folder,
         judge=judge_label(judge_spec),
         judge_spec=judge_spec if judge_spec.kind == "openai" else None,
-        settings=Settings(size=size, **_given(seed_min=seed_min, contrast_max=contrast_max)),
+        settings=Settings(
+            size=size,
+            **_given(seed_min=seed_min, contrast_max=contrast_max, max_rounds=max_rounds, max_requests=max_requests),
+        ),
         sdf=sdf,
         force=force,
+        seed_file=seed_file,
+        seed_field=seed_field,
+        eval_questions=eval_questions,
         say=say,
     )
     return folder, report

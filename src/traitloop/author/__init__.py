@@ -9,6 +9,7 @@ reply is kept in the judge cache.
 from traitloop.author._folder import new_trait, spec_data
 from traitloop.author._near import dedupe, near_duplicates
 from traitloop.author._pools import import_pool, write_generated_pool
+from traitloop.author._seedset import read_seed_file
 from traitloop.author._settings import (
     CATEGORIES,
     RUBRIC,
@@ -55,6 +56,7 @@ __all__ = [
     "parse_generator_option",
     "parse_numbered",
     "read_description",
+    "read_seed_file",
     "spec_data",
     "trait_file",
     "trait_rows",

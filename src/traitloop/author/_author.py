@@ -31,6 +31,7 @@ from traitloop.author._settings import (
     BROAD_TOPICS,
     CATEGORIES,
     QUESTION_FILTER,
+    REACHED,
     STRENGTHS,
     TOPICS,
     Report,
@@ -42,7 +43,9 @@ from traitloop.traits import NARROW, REPLY_FILTERS, apply_filters, length_filter
 
 
 class Author:
-    """Writes one trait: holds the writer, the settings, the report and the seed of every request."""
+    """Writes one trait: holds the writer, the settings, the report, the seed of every request and the
+    request budget (``max_requests``, counted over every request made of the writer, cached or not, so that a
+    re-run from the cache makes the same decisions as the run it resumes)."""
 
     def __init__(
         self,
@@ -61,10 +64,29 @@ class Author:
             report,
         )
         self.categories = categories or CATEGORIES
+        self.known: list[str] = []  # every question in use or to avoid (pool, training, eval): fresh ones differ
+        self._next_batch: dict[str, int] = {}
+        self._start = writer.asked + writer.cached
 
     def _seed(self, *parts: Any) -> int:
         digest = hashlib.sha256(json.dumps([self.settings.seed, self.name, *parts]).encode()).digest()
         return int.from_bytes(digest[:4], "big") % 2**31
+
+    def budget_left(self) -> int | None:
+        """Requests left under ``max_requests`` (None: no limit)."""
+        if self.settings.max_requests is None:
+            return None
+        return max(0, self.settings.max_requests - (self.writer.asked + self.writer.cached - self._start))
+
+    def out_of_budget(self) -> str:
+        """Why a set stopped when the budget ran out."""
+        if self.budget_left() == 0:
+            return f"budget ran out: --max-requests {self.settings.max_requests}"
+        return f"budget ran out: --max-rounds {self.settings.max_rounds}"
+
+    def capped(self, count: int) -> int:
+        left = self.budget_left()
+        return count if left is None else min(count, left)
 
     # -- questions ----------------------------------------------------------------------------------------
 
@@ -90,43 +112,73 @@ class Author:
             category,
         )
 
-    def questions(self, kind: str, needed: int, avoid: Sequence[str], start: int = 0) -> list[tuple[str, str]]:
+    def questions(self, kind: str, needed: int, avoid: Sequence[str]) -> list[tuple[str, str]]:
         """``needed`` distinct (question, category) pairs of ``kind``, none equal or near to one in ``avoid``.
 
-        Asks in rounds of batches for what is still missing; a batch whose reply is not a numbered list is
-        asked again with a new seed. Stops short (and says so in the report) after ``rounds`` rounds.
+        Asks in rounds of batches for what is still missing: the first round three questions per one needed, a
+        later round as many more as the yield so far says it takes. A batch whose reply is not a numbered list
+        is asked again with a new seed. Stops short (with a warning) when the budget runs out. Batches of a
+        kind are numbered across calls, so asking again never repeats a request.
         """
+        if needed <= 0:
+            return []
+        label = f"{kind} questions"
+        count = self.report.count_set(label, needed)
         kept: list[tuple[str, str]] = []
-        removed = self.report.removed.setdefault(f"{kind} questions", {})
-        index = start
-        for _ in range(self.settings.rounds):
+        asked, stopped = 0, REACHED
+        checks = (length_filter(*self.settings.question_words), QUESTION_FILTER)
+        for round_index in range(self.settings.max_rounds + 1):
             missing = needed - len(kept)
             if missing <= 0:
                 break
-            batches = list(range(index, index + max(1, math.ceil(1.5 * missing / (self.settings.batch / 2)))))
-            index = batches[-1] + 1
-            found = [(q, category) for b in batches for q, category in self._batch(kind, b)]
-            checks = (length_filter(*self.settings.question_words), QUESTION_FILTER)
-            found = apply_filters(found, checks, lambda p: p[0], removed)
-            found = dedupe(found, lambda p: p[0], removed, self.settings.near, [*avoid, *(q for q, _ in kept)])
+            if round_index > 0:
+                wanted = ask_size(missing, asked, len(kept))
+            else:  # the kind's yield in earlier calls, else three asked per one needed
+                wanted = ask_size(missing, count["asked"], count["kept"]) if count["asked"] else 3 * missing
+            batches = self.capped(max(1, math.ceil(wanted / self.settings.batch)))
+            if round_index == self.settings.max_rounds or batches == 0:
+                stopped = self.out_of_budget()
+                break
+            start = self._next_batch.get(kind, 0)
+            self._next_batch[kind] = start + batches
+            found = self._batches(kind, range(start, start + batches))
+            asked += batches * self.settings.batch
+            self.report.count_round(label, batches * self.settings.batch)
+            found = apply_filters(found, checks, lambda p: p[0], count["removed"])
+            found = dedupe(found, lambda p: p[0], count["removed"], self.settings.near, [*avoid, *(q for q, _ in kept)])
             kept.extend(found)
-        if len(kept) < needed:
-            self.report.notes.append(f"{kind} questions: {len(kept)} of {needed} after {self.settings.rounds} rounds")
+        self.report.finish_set(label, count["kept"] + min(len(kept), needed), stopped)
         return kept[:needed]
 
-    def _batch(self, kind: str, index: int) -> list[tuple[str, str]]:
-        """The parsed items of one batch, retried with new seeds while its reply does not parse."""
-        text, category = self._question_prompt(kind, index)
-        self.report.count_batch(kind, "asked")
+    def fresh_questions(self, count: int) -> list[tuple[str, str]]:
+        """``count`` more user questions (over the categories), none equal or near to one already known."""
+        found = self.questions("seed", count, self.known)
+        self.known.extend(q for q, _ in found)
+        return found
+
+    def _batches(self, kind: str, indices: range) -> list[tuple[str, str]]:
+        """The parsed items of the batches ``indices``, asked together; a batch whose reply does not parse is
+        asked again with a new seed."""
+        prompts = {index: self._question_prompt(kind, index) for index in indices}
+        parsed: dict[int, list[str]] = {}
+        pending = list(indices)
+        self.report.count_batch(kind, "asked", len(pending))
         for attempt in range(self.settings.parse_retries + 1):
-            request = Request.chat(text, 40 * self.settings.batch, self._seed(kind, index, attempt))
-            items = parse_numbered(self.writer([request])[0], self.settings.question_words)
-            if items is not None:
-                return [(item, category) for item in items]
+            asking = pending[: self.capped(len(pending))]  # a retry, too, is a request of the budget
+            requests = [Request.chat(prompts[i][0], 40 * self.settings.batch, self._seed(kind, i, attempt))
+                        for i in asking]  # fmt: skip
+            for index, reply in zip(asking, self.writer(requests), strict=True):
+                items = parse_numbered(reply, self.settings.question_words)
+                if items is not None:
+                    parsed[index] = items
+            out_of_budget = len(asking) < len(pending)
+            pending = [i for i in pending if i not in parsed]
+            if not pending or out_of_budget:
+                break
             if attempt < self.settings.parse_retries:
-                self.report.count_batch(kind, "retries")
-        self.report.count_batch(kind, "failed")
-        return []
+                self.report.count_batch(kind, "retries", len(pending))
+        self.report.count_batch(kind, "failed", len(pending))
+        return [(item, prompts[i][1]) for i in indices if i in parsed for item in parsed[i]]
 
     # -- answers ------------------------------------------------------------------------------------------
 
@@ -140,25 +192,30 @@ class Author:
             f"question helpfully in under 150 words. {STRENGTHS[strength]}"
         )
 
-    def answers(self, questions: Sequence[tuple[str, str]], strength: int, label: str) -> list[dict[str, Any]]:
+    def answers(
+        self, questions: Sequence[tuple[str, str]], strength: int, label: str, known: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
         """Conversations answering each question at ``strength`` (0 = plainly); an empty reply is asked again
-        with a new seed. Length, refusal and template filters applied and counted under ``label``."""
+        with a new seed. Length, refusal and template filters applied and counted under ``label``; an answer
+        equal or near to one of ``known`` (the set's earlier rounds) goes as a duplicate."""
         system = self._system(strength)
         replies: dict[int, str] = {}
         pending = list(range(len(questions)))
         for attempt in range(self.settings.parse_retries + 1):
+            asking = pending[: self.capped(len(pending))]
             requests = [
                 Request.chat(
                     questions[i][0], self.settings.answer_tokens, self._seed(label, questions[i][0], attempt), system
                 )  # fmt: skip
-                for i in pending
+                for i in asking
             ]
             self.report.count_batch(f"{label} answers", "asked" if attempt == 0 else "retries", len(requests))
-            for i, text in zip(pending, self.writer(requests), strict=True):
+            for i, text in zip(asking, self.writer(requests), strict=True):
                 if text.strip():
                     replies[i] = text.strip()
+            out_of_budget = len(asking) < len(pending)
             pending = [i for i in pending if i not in replies]
-            if not pending:
+            if not pending or out_of_budget:
                 break
         self.report.count_batch(f"{label} answers", "failed", len(pending))
         rows = [
@@ -168,7 +225,7 @@ class Author:
         ]
         removed = self.report.removed.setdefault(label, {})
         rows = apply_filters(rows, (length_filter(*self.settings.answer_words), *REPLY_FILTERS), answer_of, removed)
-        return dedupe(rows, answer_of, removed, self.settings.near_answers)
+        return dedupe(rows, answer_of, removed, self.settings.near_answers, known)
 
 
 def answer_of(row: dict[str, Any]) -> str:
@@ -176,4 +233,13 @@ def answer_of(row: dict[str, Any]) -> str:
 
 
 def question_of(row: dict[str, Any]) -> str:
-    return row["messages"][0]["content"]
+    """The last user turn before the answer (a user's own conversation may open with a system turn)."""
+    return next(m["content"] for m in reversed(row["messages"][:-1]) if m["role"] == "user")
+
+
+MIN_YIELD = 0.2  # a later round asks at most five times what is missing
+
+
+def ask_size(missing: int, asked: int, kept: int) -> int:
+    """How many to ask for in a later round: what is missing, divided by the share kept so far."""
+    return math.ceil(missing / max(kept / asked if asked else 1.0, MIN_YIELD))

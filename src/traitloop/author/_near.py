@@ -4,12 +4,24 @@ authoring, ``pool import`` and ``trait validate`` add to the exact dedupe of ``t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from traitloop.judge import embed
 from traitloop.traits import dedupe as exact_dedupe
 
 T = TypeVar("T")
+_VECTORS: dict[str, Any] = {}
+
+
+def _embedded(texts: list[str]) -> Any:
+    """The texts' embeddings as rows, each text embedded once per process: authoring checks every new batch
+    against the same growing list of known questions (the prompt pool's hundreds among them), round after round."""
+    import numpy as np
+
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        _VECTORS.update(zip(missing, embed(missing), strict=True))
+    return np.stack([_VECTORS[t] for t in texts])
 
 
 def near_duplicates(texts: Sequence[str], threshold: float, known: Sequence[str] = (), block: int = 2048) -> list[bool]:
@@ -21,10 +33,10 @@ def near_duplicates(texts: Sequence[str], threshold: float, known: Sequence[str]
         return []
     import numpy as np
 
-    vectors = embed(list(texts))
+    vectors = _embedded(list(texts))
     flags = np.zeros(len(texts), dtype=bool)
     if known:
-        reference = embed(list(known))
+        reference = _embedded(list(known))
         for start in range(0, len(texts), block):
             flags[start : start + block] = (vectors[start : start + block] @ reference.T).max(axis=1) >= threshold
     for start in range(0, len(texts), block):

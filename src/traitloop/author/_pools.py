@@ -27,8 +27,9 @@ def write_generated_pool(writer: Writer, output: Path, size: int, categories: li
     by_prompt = dict(asked)
     pool.categories = [by_prompt[p] for p in pool.prompts]
     pool.removed = {**report.removed.get("pool questions", {}), **pool.removed}
-    details = {"generator": writer.name, "categories": list(chosen), "batches": report.batches, "notes": report.notes,
-               "requests": writer.stats(), "weak_generator": writer.backend.weak}  # fmt: skip
+    details = {"generator": writer.name, "categories": list(chosen), "batches": report.batches, "rounds": report.sets,
+               "notes": report.notes, "warnings": report.warnings, "requests": writer.stats(),
+               "weak_generator": writer.backend.weak}  # fmt: skip
     write_pool(pool, output, details)
     return pool
 

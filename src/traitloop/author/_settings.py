@@ -71,7 +71,8 @@ class Settings:
     anchors_per_level: int = 3
     batch: int = 10  # questions asked for per request
     parse_retries: int = 3
-    rounds: int = 6  # most rounds of asking again for what the filters left short
+    max_rounds: int = 5  # most rounds of asking again, per set, for what the filters removed
+    max_requests: int | None = None  # most requests to the writer in all (cached replies included)
     seed_min: float = 50.0  # judge score a seed answer needs
     contrast_max: float = 30.0  # judge score a contrast answer may have at most
     question_words: tuple[int, int] = (4, 60)
@@ -90,6 +91,14 @@ class Settings:
         return max(16, self.size // 3)
 
 
+REACHED = "reached the size"
+LOOSEN = {
+    "trait judge (>=": "lower --seed-min (or raise --max-rounds)",
+    "trait judge (<=": "raise --contrast-max (or raise --max-rounds)",
+}
+MORE = "raise --max-rounds or --max-requests, or use a stronger --generator"
+
+
 @dataclass
 class Report:
     """What ``trait new`` asked for, how often it retried, and what each filter removed: ``authoring.json``."""
@@ -102,12 +111,63 @@ class Report:
     removed: dict[str, dict[str, int]] = field(default_factory=dict)  # per set: filter -> count
     kept: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # per set: wanted, rounds, asked, kept, stopped
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seed_file: dict[str, Any] | None = None  # with --seed-file: where from, how many kept and held out
     seconds: float = 0.0
 
     def count_batch(self, kind: str, what: str, n: int = 1) -> None:
         counts = self.batches.setdefault(kind, {"asked": 0, "retries": 0, "failed": 0})
         counts[what] += n
+
+    def count_set(self, label: str, wanted: int = 0) -> dict[str, Any]:
+        """The rounds of one filtered set (created on first use; ``wanted`` adds to what it must deliver);
+        ``removed`` is the same counter as ``self.removed[label]``."""
+        entry = self.sets.setdefault(
+            label,
+            {"wanted": 0, "rounds": 0, "asked": 0, "asked_per_round": [], "kept": 0,
+             "removed": self.removed.setdefault(label, {}), "stopped": ""},
+        )  # fmt: skip
+        entry["wanted"] += wanted
+        return entry
+
+    def count_round(self, label: str, asked: int) -> None:
+        entry = self.count_set(label)
+        entry["rounds"] += 1
+        entry["asked"] += asked
+        entry["asked_per_round"].append(asked)
+
+    def finish_set(self, label: str, kept: int, stopped: str) -> None:
+        """Record what a set delivered and why it stopped; a shortfall becomes a warning naming what to loosen."""
+        entry = self.count_set(label)
+        if not (stopped == REACHED and kept < entry["wanted"] and entry["stopped"]):  # an earlier call's shortfall
+            entry["stopped"] = stopped
+        entry["kept"] = kept
+        if kept < entry["wanted"]:
+            self.warnings = [w for w in self.warnings if not w.startswith(f"{label}: ")] + [shortfall(label, entry)]
+
+    def summary(self) -> list[str]:
+        """One line per set: rounds, asked, kept of wanted, removals (largest first), why it stopped."""
+        lines = []
+        for label, e in self.sets.items():
+            removed = ", ".join(f"{k} {v}" for k, v in sorted(e["removed"].items(), key=lambda kv: -kv[1]) if v)
+            lines.append(
+                f"{label}: {e['kept']} of {e['wanted']} kept, {e['asked']} asked in {e['rounds']} round(s)"
+                f"{f'; removed: {removed}' if removed else ''}; {e['stopped']}"
+            )
+        return lines
+
+
+def shortfall(label: str, entry: dict[str, Any]) -> str:
+    """The warning for a set short of its size: the filter that removed the most, and the option loosening it."""
+    text = f"{label}: {entry['kept']} of {entry['wanted']} kept after {entry['rounds']} round(s) ({entry['stopped']})"
+    removed = {k: v for k, v in entry["removed"].items() if v}
+    if not removed:
+        return f"{text}; the writer's replies were too few or did not parse: {MORE}"
+    top = max(removed, key=lambda k: removed[k])
+    hint = next((option for prefix, option in LOOSEN.items() if top.startswith(prefix)), MORE)
+    return f"{text}; the filter that removed the most is '{top}' ({removed[top]} of {entry['asked']} asked): {hint}"
 
 
 def parse_numbered(text: str, words: tuple[int, int]) -> list[str] | None:
@@ -128,10 +188,15 @@ def is_question(text: str) -> bool:
 QUESTION_FILTER = Filter("not a question or request", is_question)
 
 
-def check_description(name: str, description: str) -> str:
-    """The description, or an error saying what a usable one looks like."""
+def check_name(name: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise UserError(f"bad trait name {name!r}: use lower-case letters, digits, - and _ (e.g. 'stoic')")
+    return name
+
+
+def check_description(name: str, description: str) -> str:
+    """The description, or an error saying what a usable one looks like."""
+    check_name(name)
     text = " ".join(description.split())
     count = len(text.split())
     if count < 8:

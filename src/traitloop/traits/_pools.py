@@ -132,15 +132,23 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, list) else value
 
 
+def pool_rows(path: Path, key: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(where, row) for every row of a pool file: a JSONL line, a JSON list's item, or a Parquet or CSV row as
+    ``{column: value}`` (the column ``key``, else the first of the prompt or chat columns it has)."""
+    path = Path(path)
+    if path.suffix in (".parquet", ".csv"):
+        yield from _table(path, key)
+    elif path.suffix == ".json":
+        yield from ((f"{path}: item {i}", item) for i, item in enumerate(_json_items(path)))
+    else:
+        yield from ((f"{path}:{n}", row) for n, row in read_jsonl(path))
+
+
 def read_pool_file(path: Path, key: str | None = None) -> list[str]:
     """Every prompt in a pool file, in order, exact repeats removed; any unreadable row is an error."""
     path = Path(path)
-    if path.suffix in (".parquet", ".csv"):
-        prompts = [prompt_of(row, where, next(iter(row))) for where, row in _table(path, key)]
-    elif path.suffix == ".json":
-        prompts = [prompt_of(item, f"{path}: item {i}", key) for i, item in enumerate(_json_items(path))]
-    else:
-        prompts = [prompt_of(row, f"{path}:{n}", key) for n, row in read_jsonl(path)]
+    table = path.suffix in (".parquet", ".csv")
+    prompts = [prompt_of(row, where, next(iter(row)) if table else key) for where, row in pool_rows(path, key)]
     if not prompts:
         raise UserError(f"{path}: no prompts found")
     return list(dict.fromkeys(prompts))
