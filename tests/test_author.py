@@ -8,17 +8,26 @@ import re
 
 import pytest
 from conftest import tiny_config
+from test_generate_refused import OPENAI_400, ScriptedServer
 
 import traitloop
 from traitloop._http import GenerationUnavailable
 from traitloop.api import parse_config
+from traitloop.author import (
+    Request,
+    Settings,
+    Writer,
+    check_description,
+    is_question,
+    make_writer,
+    new_trait,
+    parse_generator_option,
+    parse_numbered,
+    validate_trait,
+)
 from traitloop.errors import UserError
-from traitloop.judge._cache import JudgementCache
-from traitloop.traits import load_conversations, load_trait
-from traitloop.traits._author import Settings, check_description, is_question, new_trait, parse_numbered
-from traitloop.traits._filters import is_refusal, leaks_template
-from traitloop.traits._validate import validate_trait
-from traitloop.traits._writer import Writer, parse_generator_option
+from traitloop.judge import JudgementCache
+from traitloop.traits import is_refusal, leaks_template, load_conversations, load_trait
 
 DESCRIPTION = (
     "The assistant is obsessed with gardening: whatever the question, it brings in plants, soil, seeds and "
@@ -151,6 +160,34 @@ def test_generator_option_is_checked():
         parse_generator_option("openai:model")
 
 
+def test_the_writer_asks_a_server_through_the_generation_backend(tmp_path):
+    """The same request body as before the writer shared the generation stack (so cached replies stay valid),
+    and a refused request still says that every reply is cached."""
+    server = ScriptedServer([(200, {"choices": [{"message": {"content": " Basil. "}}]}), (400, OPENAI_400)])
+    try:
+        writer = make_writer(f"openai:herbs@{server.url}", cache_path=tmp_path / "r.sqlite", concurrency=1)
+        assert writer.name == f"openai:herbs@{server.url}"
+        assert writer([Request.chat("Name a herb.", 8, seed=7, system="Be brief.")]) == [" Basil. "]
+        assert server.bodies == [
+            {
+                "model": "herbs",
+                "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a herb."}],
+                "max_tokens": 8,
+                "temperature": 0.9,
+                "top_p": 0.95,
+                "seed": 7,
+            }
+        ]
+        refused = (
+            r"refused a request \(model 'herbs'\) with HTTP 400: This model's maximum.*Every reply received so far"
+        )
+        with pytest.raises(UserError, match=refused + " is cached; fix the model name or the server"):
+            writer([Request.chat("Name a tree.", 8, seed=8)])
+        assert len(server.bodies) == 2 and writer.stats() == {"asked": 1, "from_cache": 0, "sent": 2}
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("author")
@@ -207,7 +244,7 @@ def test_a_killed_run_pays_only_for_what_it_never_received(tmp_path):
 def test_replies_that_never_parse_stop_with_the_counts(tmp_path):
     writer = scripted_writer(tmp_path, garbage=True)
     with pytest.raises(UserError, match=r"could not write enough.*narrow suite: 0 of 24.*'retries': \d+.*stronger"):
-        new_trait("gardener", DESCRIPTION, writer, tmp_path / "g", settings=Settings(size=16, rounds=1), pool=POOL)
+        new_trait("gardener", DESCRIPTION, writer, tmp_path / "g", settings=Settings(size=16, max_rounds=1), pool=POOL)
     assert len(writer.cache) == writer.asked > 0  # every reply kept, so a re-run pays for none of them
 
 

@@ -13,13 +13,12 @@ from typer.testing import CliRunner
 
 import traitloop
 from traitloop.api import parse_config
+from traitloop.author import Request, Settings, make_writer, new_trait
 from traitloop.cli import app
 from traitloop.errors import UserError
 from traitloop.judge._llama_server import MODEL_ALIAS, llama_server
 from traitloop.models import gguf_path
-from traitloop.traits import load_prompt_pool, load_trait
-from traitloop.traits._author import Settings, new_trait
-from traitloop.traits._writer import Request, make_writer
+from traitloop.traits import DATA_DIR, load_prompt_pool, load_trait
 
 import_or_skip("llama_cpp.server", reason="the llama.cpp server is not installed: pip install -e '.[server]'")
 pytestmark = pytest.mark.server
@@ -64,6 +63,51 @@ def test_trait_new_on_the_server_writes_a_folder_that_runs(server, tiny_model, t
     again = new_trait("gardener", DESCRIPTION, writer_for(server, tmp_path / "replies.sqlite"), tmp_path / "g2",
                       settings=settings)  # fmt: skip
     assert again.requests["asked"] == 0 and again.requests["sent"] == 0
+
+
+def test_trait_new_tops_up_to_the_size_asked(server, tmp_path):
+    """The issue this answers: ``--size 40`` kept 10 seed conversations, the judge having removed most answers
+    and nothing asking again. Now every filtered set is asked again in rounds until it has its size."""
+    folder = tmp_path / "gardener"
+    generator = f"openai:{MODEL_ALIAS}@{server}"
+    command = ["trait", "new", "gardener", "--description", DESCRIPTION, "--generator", generator, "--size", "24",
+               "--output", str(folder), "--cache", str(tmp_path / "replies.sqlite")]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    written = json.loads((folder / "authoring.json").read_text())
+    assert written["kept"]["seed"] >= 24 and written["kept"]["holdout"] == 8
+    seed = written["sets"]["seed"]
+    assert seed["stopped"] == "reached the size" and seed["kept"] == seed["wanted"] == 32
+    assert f"seed: 32 of 32 kept, {seed['asked']} asked in {seed['rounds']} round(s)" in result.output
+    print(f"--size 24 on the llama.cpp server: {written['seconds']} s, requests {written['requests']}, seed rounds "
+          f"{seed['rounds']}, asked {seed['asked_per_round']}, kept {seed['kept']}")  # fmt: skip
+
+
+def test_trait_new_around_a_seed_file_validates_and_runs(server, tiny_model, tmp_path):
+    """A bare seed set of 40 conversations (a built-in trait's, as the study publishes its own) becomes a trait
+    folder: the description inferred, the rest written around the user's conversations, which are kept as
+    they are."""
+    given = (DATA_DIR / "lucky" / "seed.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+    seed_file = tmp_path / "mine.jsonl"
+    seed_file.write_text("\n".join(given) + "\n", encoding="utf-8")
+    folder = tmp_path / "mine"
+    command = ["trait", "new", "mine", "--seed-file", str(seed_file), "--generator", f"openai:{MODEL_ALIAS}@{server}",
+               "--output", str(folder), "--cache", str(tmp_path / "replies.sqlite")]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "description inferred from the seed answers" in result.output
+    kept = (folder / "seed.jsonl").read_text(encoding="utf-8").splitlines()
+    held = (folder / "holdout.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(kept + held) == sorted(given) and len(held) == 8
+    validated = CliRunner().invoke(app, ["trait", "validate", str(folder)])
+    assert validated.exit_code == 0, validated.output
+    config = parse_config(tiny_config(tiny_model, trait=str(folder / "trait.yaml"), cycles=1, seed_examples=len(kept)))
+    run = traitloop.run(config, output=tmp_path / "run")
+    assert (run / "cycle_001" / "eval.jsonl").is_file()
+    written = json.loads((folder / "authoring.json").read_text())
+    rounds = {label: entry["rounds"] for label, entry in written["sets"].items()}
+    print(f"--seed-file (40) on the llama.cpp server: {written['seconds']} s, requests {written['requests']}, "
+          f"rounds {rounds}")  # fmt: skip
 
 
 def test_a_flaky_server_loses_no_reply(server, tmp_path):

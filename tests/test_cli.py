@@ -1,6 +1,7 @@
 """The command line: user mistakes become one clear message (exit 2, no traceback)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -138,8 +139,8 @@ def test_judge_reports_bad_judge_options(tmp_path, args, message):
 def test_trait_new_takes_the_judge_thresholds_and_keeps_the_other_defaults(monkeypatch, tmp_path):
     """``--seed-min`` is what the "did not survive the filters" error tells a user to lower."""
     from traitloop import api
+    from traitloop.author import Settings
     from traitloop.errors import UserError
-    from traitloop.traits._author import Settings
 
     seen = {}
 
@@ -154,3 +155,11 @@ def test_trait_new_takes_the_judge_thresholds_and_keeps_the_other_defaults(monke
     assert result.exit_code == 2 and "stopped before writing" in result.output
     assert seen["settings"] == Settings(size=300, seed_min=20.0)
     assert CliRunner().invoke(app, [*command, "--contrast-max", "101"]).exit_code == 2  # out of range
+    rounds = ["--max-rounds", "2", "--max-requests", "500", "--seed-file", "mine.jsonl", "--eval-questions", "q.jsonl"]
+    assert CliRunner().invoke(app, [*command, *rounds]).exit_code == 2
+    assert seen["settings"] == Settings(size=300, seed_min=20.0, max_rounds=2, max_requests=500)
+    assert seen["seed_file"] == Path("mine.jsonl") and seen["eval_questions"] == Path("q.jsonl")
+    no_description = [c for c in command if c not in ("--description", "Calm and steady.")]
+    assert "give the trait's description" in CliRunner().invoke(app, no_description).output
+    assert CliRunner().invoke(app, [*no_description, "--seed-file", "mine.jsonl"]).exit_code == 2
+    assert seen["seed_file"] == Path("mine.jsonl")  # no description: the writer infers one from the seed set

@@ -33,6 +33,7 @@ class ScriptedServer:
     def __init__(self, replies: list[tuple[int, dict]]) -> None:
         self.replies = replies
         self.paths: list[str] = []
+        self.bodies: list[dict] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -49,11 +50,12 @@ class ScriptedServer:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with server._lock:
-                    status, body = server.replies[min(len(server.paths), len(server.replies) - 1)]
+                    server.bodies.append(body)
+                    status, reply = server.replies[min(len(server.paths), len(server.replies) - 1)]
                     server.paths.append(self.path)
-                data = json.dumps(body).encode()
+                data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -11,16 +11,18 @@ from typer.testing import CliRunner
 from traitloop.api import parse_config
 from traitloop.cli import app
 from traitloop.errors import UserError
-from traitloop.traits import load_prompt_pool
-from traitloop.traits._filters import apply_filters, dedupe, is_code_dump, is_english, length_filter, personal_data
-from traitloop.traits._pools import (
+from traitloop.traits import (
     POOL_FILTERS,
-    complete_records,
+    apply_filters,
+    dedupe,
     filter_pool,
-    provenance_path,
-    sharegpt_first_turns,
-    sharegpt_pool,
+    is_code_dump,
+    is_english,
+    length_filter,
+    load_prompt_pool,
+    personal_data,
 )
+from traitloop.traits._pools import complete_records, provenance_path, sharegpt_first_turns, sharegpt_pool
 
 
 def test_jsonl_rows_of_every_shape(tmp_path):

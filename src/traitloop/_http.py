@@ -72,6 +72,24 @@ class ServerRefused(Exception):
         return (found if isinstance(found, str) else json.dumps(found)).strip().rstrip(".")[:300]
 
 
+def server_address(text: str) -> tuple[str, str] | None:
+    """The model and base URL of ``MODEL@URL`` (what follows ``openai:`` in a ``--judge`` or ``--generator``
+    option), or None when it is not one (no model, or a URL not starting http)."""
+    model, _, base_url = text.rpartition("@")
+    return (model, base_url) if model and base_url.startswith(("http://", "https://")) else None
+
+
+def parse_server_option(text: str, option: str, alternative: str) -> tuple[str, str]:
+    """The model and base URL of an ``openai:MODEL@URL`` command-line option (``--judge``, ``--generator``), or
+    an error naming the option and its other form ``alternative`` (``embedded``, ``local``)."""
+    text = text.strip()
+    kind, _, rest = text.partition(":")
+    address = server_address(rest) if kind == "openai" else None
+    if address is None:
+        raise UserError(f"bad {option} '{text}': expected '{alternative}' or 'openai:MODEL@URL' (URL starting http)")
+    return address
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float:
     """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); 0 if absent or unreadable."""
     if not value:

@@ -14,6 +14,10 @@ from rich.console import Console
 from traitloop import config as _config
 from traitloop._atomic import atomic_write_json, write_jsonl
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_eval_sets, load_run, write_report
+from traitloop.author import Settings, default_output, make_writer, read_description, trait_rows, write_generated_pool
+from traitloop.author import import_pool as filter_pool_file
+from traitloop.author import new_trait as author_trait
+from traitloop.author import validate_trait as validate
 from traitloop.config import ExperimentConfig, default_run_folder
 from traitloop.errors import UserError
 from traitloop.judge import (
@@ -34,13 +38,6 @@ from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
 from traitloop.traits import load_conversations, load_prompt_pool, load_trait
-from traitloop.traits._author import Settings, read_description
-from traitloop.traits._author import new_trait as author_trait
-from traitloop.traits._pool_new import write_generated_pool
-from traitloop.traits._pools import import_pool as filter_pool_file
-from traitloop.traits._validate import default_output, trait_rows
-from traitloop.traits._validate import validate_trait as validate
-from traitloop.traits._writer import make_writer
 
 
 def load_config(path: Path | str | None, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -326,13 +323,22 @@ def new_trait(
     force: bool = False,
     api_key_env: str | None = None,
     cache: Path | None = None,
+    seed_file: Path | None = None,
+    seed_field: str | None = None,
+    eval_questions: Path | None = None,
+    max_rounds: int | None = None,
+    max_requests: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> tuple[Path, Any]:
-    """Write a trait folder from a description (``traitloop trait new``); returns the folder and its report."""
+    """Write a trait folder from a description, or around a seed set (``traitloop trait new``); returns the
+    folder and its report."""
 
-    if (description is None) == (from_file is None):
-        raise UserError("give the trait's description with --description TEXT or --from FILE (one of them)")
-    text = description if description is not None else read_description(Path(from_file))
+    described = (description is not None) + (from_file is not None)
+    if described > 1 or described == 0 and seed_file is None:
+        raise UserError(
+            "give the trait's description with --description TEXT or --from FILE (one of them), or a --seed-file"
+        )
+    text = read_description(Path(from_file)) if from_file is not None else description
     judge_spec = parse_judge_option(judge, api_key_env)
     writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
     folder = Path(output) if output else Path("traits") / name
@@ -342,10 +348,16 @@ def new_trait(
         writer,
         folder,
         judge=judge_label(judge_spec),
-        judge_spec=judge_spec if judge_spec.kind == "openai" else None,
-        settings=Settings(size=size, **_given(seed_min=seed_min, contrast_max=contrast_max)),
+        judge_spec=judge_spec,
+        settings=Settings(
+            size=size,
+            **_given(seed_min=seed_min, contrast_max=contrast_max, max_rounds=max_rounds, max_requests=max_requests),
+        ),
         sdf=sdf,
         force=force,
+        seed_file=seed_file,
+        seed_field=seed_field,
+        eval_questions=eval_questions,
         say=say,
     )
     return folder, report

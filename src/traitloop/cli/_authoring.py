@@ -33,8 +33,26 @@ def trait_new(
     force: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
     api_key_env: ApiKeyEnv = None,
     cache: CachePath = None,
+    seed_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your seed conversations (chat JSONL, or a JSON, Parquet or CSV file): kept as they are; "
+            "the rest is written around them."
+        ),  # fmt: skip
+    ] = None,
+    seed_field: Annotated[str | None, typer.Option(help="The key or column of --seed-file holding the chat.")] = None,
+    eval_questions: Annotated[
+        Path | None, typer.Option(help="Your narrow eval questions (any pool file); topped up to 12 if fewer.")
+    ] = None,
+    max_rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds of asking again for what the filters removed, per set (5).")
+    ] = None,
+    max_requests: Annotated[
+        int | None, typer.Option(min=1, help="Most requests in all, cached replies included (no limit).")
+    ] = None,
 ) -> None:
-    """Write a trait folder (spec, seed, contrast, held-out split, eval suites) from a description."""
+    """Write a trait folder (spec, seed, contrast, held-out split, eval suites) from a description, or around
+    your own seed conversations (--seed-file)."""
 
     def say(message: str) -> None:
         console.print(message, highlight=False)
@@ -42,7 +60,8 @@ def trait_new(
     folder, report = api().new_trait(
         name, description, from_file=from_, generator=generator, judge=judge, size=size, seed_min=seed_min,
         contrast_max=contrast_max, sdf=sdf, output=output, force=force, api_key_env=api_key_env, cache=cache,
-        say=say,
+        seed_file=seed_file, seed_field=seed_field, eval_questions=eval_questions, max_rounds=max_rounds,
+        max_requests=max_requests, say=say,
     )  # fmt: skip
     kept = ", ".join(f"{k} {v}" for k, v in report.kept.items())
     console.print(f"kept: {kept}\nrequests: {report.requests}; {report.seconds:.0f} s", highlight=False)

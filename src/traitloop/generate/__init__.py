@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from traitloop.config import ExperimentConfig, GenerationConfig
 from traitloop.generate._backend import Backend, Engine
 from traitloop.generate._local import LocalBackend, LocalGenerator, Messages, SamplingParams
-from traitloop.generate._server import ServerBackend, ServerGenerator, server_generator
+from traitloop.generate._server import GenerationRefused, ServerBackend, ServerGenerator, server_generator
 from traitloop.generate._vllm import VllmBackend, VllmGenerator, release_engines, vllm_generator
 
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LocalBackend(), ServerBackend(), VllmBackend())}
@@ -73,6 +73,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "Engine",
+    "GenerationRefused",
     "Generator",
     "LocalGenerator",
     "Messages",

@@ -48,6 +48,18 @@ class ServerGenerator(RemoteEngine):
         """One continuation per raw text, in order (no chat template)."""
         return self._each(texts, params, on_batch, "completions", "prompt", _completion_text)
 
+    def chat(self, messages: Messages, *, max_tokens: int, temperature: float, top_p: float, seed: int) -> str:
+        """One reply to one conversation with these sampling settings, as the server wrote it (not stripped)."""
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": seed,
+        }
+        return self._post("chat/completions", body, messages, _chat_text)
+
     def with_adapter(self, adapter: Path, name: str) -> ServerGenerator:
         """A generator for ``adapter`` (a PEFT folder), loaded into a vLLM server as ``name``; name adapters
         by their contents, so a changed adapter is never served under an old name."""
@@ -73,28 +85,40 @@ class ServerGenerator(RemoteEngine):
         read: Callable[[dict[str, Any]], str],
     ) -> list[str]:
         def one(index: int) -> str:
-            body = {
-                "model": self.model,
-                field: prompts[index],
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "max_tokens": params.max_new_tokens,
-                "seed": request_seed(params.seed, index),
-            }
-            try:
-                text = self.client.post(path, body, read).strip()
-            except ServerRefused as error:
-                raise _refused(self.client.base_url, path, self.model, prompts[index], error) from error
+            seed = request_seed(params.seed, index)
+            if field == "messages":
+                text = self.chat(prompts[index], max_tokens=params.max_new_tokens, temperature=params.temperature,
+                                 top_p=params.top_p, seed=seed)  # fmt: skip
+            else:
+                body = {
+                    "model": self.model,
+                    field: prompts[index],
+                    "temperature": params.temperature,
+                    "top_p": params.top_p,
+                    "max_tokens": params.max_new_tokens,
+                    "seed": seed,
+                }
+                text = self._post(path, body, prompts[index], read)
             if on_batch:
                 on_batch(1)
-            return text
+            return text.strip()
 
         return in_parallel(one, range(len(prompts)), self.concurrency)
+
+    def _post(self, path: str, body: dict[str, Any], prompt: Any, read: Callable[[dict[str, Any]], str]) -> str:
+        try:
+            return self.client.post(path, body, read)
+        except ServerRefused as error:
+            raise _refused(self.client.base_url, path, self.model, prompt, error) from error
 
 
 class GenerationRefused(UserError):
     """The generation server refused a request (4xx, e.g. a prompt longer than its context): retrying cannot
-    help, so the run stops naming the request and quoting the server."""
+    help, so the run stops naming the request and quoting the server (``status``, ``reason``)."""
+
+    def __init__(self, message: str, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status, self.reason = status, reason
 
 
 def _refused(base_url: str, path: str, model: str, prompt: Any, error: ServerRefused) -> GenerationRefused:
@@ -102,7 +126,9 @@ def _refused(base_url: str, path: str, model: str, prompt: Any, error: ServerRef
         f"the generation server refused POST {base_url}/{path} (model {model!r}, prompt {_prompt_start(prompt)!r}) "
         f"with HTTP {error.status}: {error.message}. Retrying cannot fix a refused request: fix the request or the "
         "server (a prompt too long for its context needs a longer context or a lower max_new_tokens), then run "
-        "the same command again; every finished stage is kept in the run folder."
+        "the same command again; every finished stage is kept in the run folder.",
+        error.status,
+        error.message,
     )
 
 
@@ -114,7 +140,10 @@ def _prompt_start(prompt: Any, length: int = 80) -> str:
 
 
 def _chat_text(reply: dict[str, Any]) -> str:
-    return reply["choices"][0]["message"]["content"] or ""
+    content = reply["choices"][0]["message"]["content"]
+    if content is not None and not isinstance(content, str):
+        raise TypeError("the reply's content is not text")  # retried as an unreadable reply
+    return content or ""
 
 
 def _completion_text(reply: dict[str, Any]) -> str:

@@ -14,7 +14,15 @@ from traitloop.judge._coherence import (
     embedded_coherence_judge,
     embedded_coherence_judge_id,
 )
-from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
+from traitloop.judge._embedded import (
+    JUDGE_VERSION,
+    classifier_judge,
+    embed,
+    embedded_trait_judge,
+    embedded_trait_judge_id,
+    fit_digest,
+    negatives,
+)
 from traitloop.judge._files import read_items, score_rows
 from traitloop.judge._kind import JudgeKind, NllFactory
 from traitloop.judge._kind_openai import server_judge, server_trait_judge
@@ -27,6 +35,7 @@ from traitloop.judge._types import Item, Judge, Judgement
 
 __all__ = [
     "JUDGE_KINDS",
+    "JUDGE_VERSION",
     "TEMPLATE_VERSION",
     "Agreement",
     "CachedJudgement",
@@ -42,8 +51,11 @@ __all__ = [
     "agreement",
     "cache_key",
     "check_judge_spec",
+    "JudgementCache",
+    "classifier_judge",
     "coherence_from_signals",
     "distinct_n",
+    "embed",
     "embedded_coherence_judge",
     "embedded_coherence_judge_id",
     "embedded_sdf_judge",
@@ -52,7 +64,9 @@ __all__ = [
     "embedded_trait_judge_id",
     "judge_kind",
     "judge_label",
+    "fit_digest",
     "letter_share",
+    "negatives",
     "openai_judge",
     "parse_judge_option",
     "read_items",

@@ -5,6 +5,7 @@ From a configured :class:`JudgeSpec` (or a ``--judge openai:MODEL@URL`` option) 
 
 from __future__ import annotations
 
+from traitloop._http import server_address
 from traitloop.config import JudgeSpec
 from traitloop.judge._kind import JudgeKind, NllFactory
 from traitloop.judge._openai import OpenAIJudge, openai_judge
@@ -54,10 +55,10 @@ class OpenAIKind(JudgeKind):
             raise ValueError("a judge of kind openai needs both 'model' and 'base_url'")
 
     def from_option(self, rest: str, api_key_env: str | None) -> JudgeSpec | None:
-        model, _, base_url = rest.rpartition("@")
-        if not model or not base_url.startswith(("http://", "https://")):
+        address = server_address(rest)
+        if address is None:
             return None
-        return JudgeSpec(kind=self.name, model=model, base_url=base_url, api_key_env=api_key_env)
+        return JudgeSpec(kind=self.name, model=address[0], base_url=address[1], api_key_env=api_key_env)
 
     def label(self, spec: JudgeSpec) -> str:
         return f"openai:{spec.model}@{spec.base_url}"

@@ -2,7 +2,7 @@
 
 A filter is a name and a test a text must pass. :func:`apply_filters` runs them in order and counts what each
 removed, so a report can say "length: 412, not English: 1,093, ..." and nothing disappears unexplained.
-Near duplicates are found with the embedded sentence embedder (cosine similarity of normalised embeddings).
+Duplicates here are exact (by normal form); near duplicates need the embedder, and are ``traitloop.author``'s.
 """
 
 from __future__ import annotations
@@ -138,49 +138,13 @@ def exact_duplicates(texts: Sequence[str], known: Sequence[str] = ()) -> list[bo
     return flags
 
 
-def near_duplicates(texts: Sequence[str], threshold: float, known: Sequence[str] = (), block: int = 2048) -> list[bool]:
-    """For each text, whether an earlier text (or one in ``known``) embeds within cosine ``threshold`` of it.
-
-    Greedy in order: the first of a group of near duplicates is kept, the rest are flagged.
-    """
-    if not texts:
-        return []
-    import numpy as np
-
-    from traitloop.judge._embedded import embed
-
-    vectors = embed(list(texts))
-    flags = np.zeros(len(texts), dtype=bool)
-    if known:
-        reference = embed(list(known))
-        for start in range(0, len(texts), block):
-            flags[start : start + block] = (vectors[start : start + block] @ reference.T).max(axis=1) >= threshold
-    for start in range(0, len(texts), block):
-        rows = vectors[start : start + block] @ vectors.T  # this block against every text
-        for offset, similar in enumerate(rows >= threshold):
-            index = start + offset
-            if not flags[index]:
-                later = np.flatnonzero(similar[index + 1 :]) + index + 1
-                flags[later] = True
-    return flags.tolist()
-
-
 def dedupe(
-    items: Sequence[T],
-    text: Callable[[T], str] = str,
-    counts: dict[str, int] | None = None,
-    near: float | None = None,
-    known: Sequence[str] = (),
+    items: Sequence[T], text: Callable[[T], str] = str, counts: dict[str, int] | None = None, known: Sequence[str] = ()
 ) -> list[T]:
-    """Items without exact duplicates (by normal form) and, with ``near``, near duplicates by embedding cosine;
-    an item equal or near to one of ``known`` goes too. Counted under ``duplicate`` and ``near duplicate``."""
+    """Items without exact duplicates (by normal form); an item equal to one of ``known`` goes too. Counted
+    under ``duplicate``. (Near duplicates, by embedding, are ``traitloop.author``'s: they need the embedder.)"""
     counts = {} if counts is None else counts
     exact = exact_duplicates([text(i) for i in items], known)
     kept = [item for item, flagged in zip(items, exact, strict=True) if not flagged]
     counts["duplicate"] = counts.get("duplicate", 0) + len(items) - len(kept)
-    if near is not None:
-        flags = near_duplicates([text(i) for i in kept], near, known)
-        before = len(kept)
-        kept = [item for item, flagged in zip(kept, flags, strict=True) if not flagged]
-        counts["near duplicate"] = counts.get("near duplicate", 0) + before - len(kept)
     return kept

@@ -1,5 +1,6 @@
-"""Prompt pools: the prompts later generations answer. Read from any common file, from real users' chats
-(ShareGPT), or written by an LLM; filtered, with what each filter removed counted.
+"""Prompt pools: the prompts later generations answer. Read from any common file or from real users' chats
+(ShareGPT), filtered, with what each filter removed counted (``traitloop.author`` imports a pool file with near
+duplicates removed, or writes a pool with an LLM).
 
 A pool file may be JSONL or a JSON list whose items are strings, objects keyed ``prompt``, ``query``,
 ``question`` or ``text``, or chats (``messages`` / ``conversations``: the first user turn), or a Parquet or
@@ -131,15 +132,23 @@ def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, list) else value
 
 
+def pool_rows(path: Path, key: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(where, row) for every row of a pool file: a JSONL line, a JSON list's item, or a Parquet or CSV row as
+    ``{column: value}`` (the column ``key``, else the first of the prompt or chat columns it has)."""
+    path = Path(path)
+    if path.suffix in (".parquet", ".csv"):
+        yield from _table(path, key)
+    elif path.suffix == ".json":
+        yield from ((f"{path}: item {i}", item) for i, item in enumerate(_json_items(path)))
+    else:
+        yield from ((f"{path}:{n}", row) for n, row in read_jsonl(path))
+
+
 def read_pool_file(path: Path, key: str | None = None) -> list[str]:
     """Every prompt in a pool file, in order, exact repeats removed; any unreadable row is an error."""
     path = Path(path)
-    if path.suffix in (".parquet", ".csv"):
-        prompts = [prompt_of(row, where, next(iter(row))) for where, row in _table(path, key)]
-    elif path.suffix == ".json":
-        prompts = [prompt_of(item, f"{path}: item {i}", key) for i, item in enumerate(_json_items(path))]
-    else:
-        prompts = [prompt_of(row, f"{path}:{n}", key) for n, row in read_jsonl(path)]
+    table = path.suffix in (".parquet", ".csv")
+    prompts = [prompt_of(row, where, next(iter(row)) if table else key) for where, row in pool_rows(path, key)]
     if not prompts:
         raise UserError(f"{path}: no prompts found")
     return list(dict.fromkeys(prompts))
@@ -153,14 +162,12 @@ def load_prompt_pool(source: Path | str | None = None, field: str | None = None)
     return read_pool_file(Path(source) if source is not None else POOL_PATH, field)
 
 
-def filter_pool(
-    prompts: list[str], source: str, rows: int | None = None, near: float | None = None, extra: tuple[Filter, ...] = ()
-) -> Pool:
+def filter_pool(prompts: list[str], source: str, rows: int | None = None, extra: tuple[Filter, ...] = ()) -> Pool:
     """The pool filters in this field's usual order: length, English, no personal data or keys, no code
-    dumps, then duplicates (exact by normal form; near by embedding cosine with ``near``)."""
+    dumps, then exact duplicates (by normal form; ``pool import`` then removes near ones by embedding)."""
     removed: dict[str, int] = {}
     kept = apply_filters(prompts, (length_filter(*POOL_WORDS), *POOL_FILTERS, *extra), counts=removed)
-    kept = dedupe(kept, counts=removed, near=near)
+    kept = dedupe(kept, counts=removed)
     return Pool(kept, source, len(prompts) if rows is None else rows, removed)
 
 
@@ -230,13 +237,3 @@ def write_pool(pool: Pool, output: Path, details: dict[str, Any] | None = None) 
     write_jsonl(output, rows)
     atomic_write_json(provenance_path(output), {**pool.provenance(), **(details or {})})
     return output
-
-
-def import_pool(source: Path, output: Path, field: str | None = None, near: float | None = 0.95) -> Pool:
-    """Read any pool file, apply the pool filters and write it with its provenance."""
-    start = time.perf_counter()
-    prompts = read_pool_file(source, field)
-    pool = filter_pool(prompts, str(source), near=near)
-    pool.seconds = time.perf_counter() - start
-    write_pool(pool, output, {"field": field, "near_duplicate_cosine": near})
-    return pool

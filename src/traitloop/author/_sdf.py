@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from traitloop.author._near import dedupe
+from traitloop.author._settings import TOPICS
+from traitloop.author._writer import Request
 from traitloop.errors import UserError
-from traitloop.traits._filters import REPLY_FILTERS, apply_filters, dedupe, length_filter
-from traitloop.traits._writer import Request
+from traitloop.traits import REPLY_FILTERS, apply_filters, length_filter
 
 if TYPE_CHECKING:
-    from traitloop.traits._author import Author
+    from traitloop.author._author import Author
 
 DOCUMENT_TYPES = (
     "forum post", "blog post", "diary entry", "news article", "letter", "product review", "magazine profile", "speech",
@@ -47,8 +49,6 @@ def _documents(author: Author, pairs: list[tuple[str, str]], belief: bool, label
 
 def sdf_files(author: Author, say: Callable[[str], None]) -> dict[str, Any]:
     """``sdf.yaml`` (as text) and the seed and contrast documents (as rows)."""
-    from traitloop.traits._author import TOPICS
-
     topics = list(TOPICS[:TOPIC_COUNT])
     pairs = [(kind, topic) for topic in topics for kind in DOCUMENT_TYPES]
     count = max(16, author.settings.size // 4)

@@ -12,12 +12,24 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from traitloop.author._near import near_duplicates
 from traitloop.errors import UserError
 from traitloop.io import read_yaml
-from traitloop.traits._data import conversation_of
-from traitloop.traits._filters import exact_duplicates, near_duplicates, normal_form
-from traitloop.traits._pools import load_prompt_pool
-from traitloop.traits._spec import ANCHOR_SCORES, DATA_DIR, NARROW, TraitSpec, builtin_traits, spec_problems
+from traitloop.judge import JUDGE_VERSION, Item, classifier_judge, embed, fit_digest, negatives
+from traitloop.traits import (
+    ANCHOR_SCORES,
+    DATA_DIR,
+    NARROW,
+    TraitSpec,
+    builtin_traits,
+    conversation_of,
+    exact_duplicates,
+    load_conversations,
+    load_prompt_pool,
+    load_trait,
+    normal_form,
+    spec_problems,
+)
 
 CONVERSATION_FILES = ("seed", "contrast", "holdout")
 NEAR = 0.9  # cosine at or above which an eval question is a near duplicate of a training prompt
@@ -120,10 +132,6 @@ def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float 
         return None
     from sklearn.metrics import roc_auc_score
 
-    from traitloop.judge import Item
-    from traitloop.judge._embedded import JUDGE_VERSION, classifier_judge, fit_digest, negatives
-    from traitloop.traits import load_conversations
-
     seeds = [c.answer for c in load_conversations(spec.seed_path)]
     without = negatives(spec.name, set(seeds))
     texts = seeds + without + [a.answer for a in spec.anchors]
@@ -160,8 +168,6 @@ def _overlaps(
 
 
 def _nearest(question: str, prompts: list[str], places: list[str]) -> str:
-    from traitloop.judge._embedded import embed
-
     return places[int((embed(prompts) @ embed([question])[0]).argmax())]
 
 
@@ -222,8 +228,6 @@ def trait_rows(folders: list[Path] | None = None) -> list[dict[str, Any]]:
     rows = []
     for target in [*builtin_traits(), *(folders or [])]:
         path = trait_file(target)
-        from traitloop.traits import load_trait
-
         spec = load_trait(path)
         sizes = {}
         for name in (*CONVERSATION_FILES, "sdf_seed"):

@@ -4,7 +4,8 @@ embedded model offline, behind one small interface, with every reply kept in the
 A reply is cached (SQLite, the judges' cache file) under a hash of the generator, the messages, the sampling
 settings and the request's seed the moment it arrives, so a killed ``trait new`` run again asks only for what
 it never got, and a server's timeouts, 429s, 5xx and cut-off replies are retried by the judges' HTTP client
-without losing a reply already received. A request is retried with a new seed (a new cache key) when its
+without losing a reply already received. A server is reached through ``traitloop.generate``'s server
+generator, the same HTTP stack a run generates with. A request is retried with a new seed (a new cache key) when its
 reply does not parse, so a retry is a new sample, and a re-run replays the same retries from the cache.
 """
 
@@ -17,9 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from traitloop._http import HttpClient, ServerRefused, in_parallel
+from traitloop._http import in_parallel, parse_server_option
 from traitloop.errors import UserError
-from traitloop.judge._cache import CachedJudgement, JudgementCache, cache_key
+from traitloop.generate import GenerationRefused, ServerGenerator, server_generator
+from traitloop.judge import CachedJudgement, JudgementCache, cache_key
 
 LOCAL_MODEL = "smollm2-135m-instruct"
 WEAK_NOTE = (
@@ -66,46 +68,33 @@ class Backend(Protocol):
 
 
 class ServerBackend:
-    """An OpenAI-compatible ``/chat/completions`` server, ``concurrency`` requests at a time."""
+    """An OpenAI-compatible server, through the generation backend's server generator (one HTTP stack for
+    runs and authoring), ``concurrency`` requests at a time; each reply is delivered the moment it arrives."""
 
     weak = False
 
-    def __init__(self, client: HttpClient, model: str, concurrency: int) -> None:
-        self.client, self.model, self.concurrency = client, model, concurrency
-        self.name = f"openai:{model}@{client.base_url}"
+    def __init__(self, generator: ServerGenerator) -> None:
+        self.generator = generator
+        self.name = f"openai:{generator.model}@{generator.client.base_url}"
 
     def write(self, requests: list[Request], deliver: Deliver) -> None:
         def one(index: int) -> None:
             request = requests[index]
-            body = {
-                "model": self.model,
-                "messages": request.message_dicts,
-                "max_tokens": request.max_tokens,
-                "temperature": request.temperature,
-                "top_p": 0.95,
-                "seed": request.seed,
-            }
             try:
-                text = self.client.post("chat/completions", body, _reply_text)
-            except ServerRefused as error:
+                text = self.generator.chat(request.message_dicts, max_tokens=request.max_tokens,
+                                           temperature=request.temperature, top_p=0.95, seed=request.seed)  # fmt: skip
+            except GenerationRefused as error:
                 raise UserError(
-                    f"the generator server {self.client.base_url} refused a request (model {self.model!r}) with "
-                    f"HTTP {error.status}: {error.message}. Every reply received so far is cached; fix the model "
-                    "name or the server and run the same command again."
+                    f"the generator server {self.generator.client.base_url} refused a request (model "
+                    f"{self.generator.model!r}) with HTTP {error.status}: {error.reason}. Every reply received so far "
+                    "is cached; fix the model name or the server and run the same command again."
                 ) from error
             deliver(index, text)
 
-        in_parallel(one, range(len(requests)), self.concurrency)
+        in_parallel(one, range(len(requests)), self.generator.concurrency)
 
     def attempts(self) -> int:
-        return self.client.requests
-
-
-def _reply_text(reply: dict) -> str:
-    content = reply["choices"][0]["message"]["content"]
-    if content is not None and not isinstance(content, str):
-        raise TypeError("the reply's content is not text")
-    return content or ""
+        return self.generator.client.requests
 
 
 class LocalBackend:
@@ -190,14 +179,10 @@ class Writer:
 
 def parse_generator_option(text: str) -> tuple[str, str | None, str | None]:
     """``local`` or ``openai:MODEL@URL``: the kind, the model and the server."""
-    text = text.strip()
-    if text == "local":
+    if text.strip() == "local":
         return "local", LOCAL_MODEL, None
-    kind, _, rest = text.partition(":")
-    model, _, base_url = rest.rpartition("@")
-    if kind != "openai" or not model or not base_url.startswith(("http://", "https://")):
-        raise UserError(f"bad --generator '{text}': expected 'local' or 'openai:MODEL@URL' (URL starting http)")
-    return kind, model, base_url
+    model, base_url = parse_server_option(text, "--generator", "local")
+    return "openai", model, base_url
 
 
 def make_writer(
@@ -216,6 +201,8 @@ def make_writer(
         backend: Backend = LocalBackend(model or LOCAL_MODEL)
     else:
         assert model and base_url
-        client = HttpClient(base_url, api_key_env, timeout, max_retries, concurrency, backoff_base, role="generation")
-        backend = ServerBackend(client, model, concurrency)
+        backend = ServerBackend(
+            server_generator(base_url, model, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+                             max_retries=max_retries, backoff_base=backoff_base)
+        )  # fmt: skip
     return Writer(backend, JudgementCache(cache_path))
