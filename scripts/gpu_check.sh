@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2329  # the checks are called by name ("check_$2"), the helpers from the checks
-# Checks that traitloop really uses an NVIDIA GPU (a few minutes on one GPU). Each check prints PASS or FAIL:
+# Checks that traitloop really uses an NVIDIA GPU (a few minutes on one GPU). Each check prints PASS, SKIP or FAIL:
 #
-#   local  the local backend generates, scores and trains on CUDA: a 1-cycle run of the tiny model, with
-#          the sampler, the likelihoods and the trainer seen on cuda, and the manifest recording device cuda
-#   vllm   vLLM in this process (generation.backend: vllm): two cycles of the embedded model, LoRA requests
-#   serve  `vllm serve` with runtime LoRA (generation.backend: server): two cycles of the embedded model
-#   ray    a Ray sweep of two tiny runs at num_gpus_per_run: 0.5: both run on one GPU at the same time
+#   local    SFT on the local backend: a 1-cycle run of the tiny model, with the sampler, the likelihoods and
+#            the trainer seen on the device, and the manifest recording it for every stage that runs a model
+#   dpo      DPO, continual, seeded by SFT: two cycles of the tiny model, trained on the device
+#   distill  on-policy distillation: one cycle of the tiny model, trained on the device
+#   vllm     vLLM in this process (generation.backend: vllm): two cycles of the embedded model, LoRA requests
+#   serve    `vllm serve` with runtime LoRA (generation.backend: server): two cycles of the embedded model
+#   ray      a Ray sweep of two tiny runs at num_gpus_per_run 0.5 (auto on a CPU): both run at the same time
+# On a GPU, every run's manifest must say cuda, and the memory plan's estimate of each training stage is set
+# beside the peak torch measured in it (PEAK lines).
 #
-# Usage:  scripts/gpu_check.sh [CHECK ...]          (default: all four, in that order)
+# Usage:  scripts/gpu_check.sh [--device cuda|cpu] [CHECK ...]     (default: cuda, all six, in that order)
+#   --device cpu       every check on the CPU (vllm and serve are skipped where vLLM is missing): CI runs this
+#                      so that the checks cannot rot between the sessions that have a GPU
 #   PYTHON=...         the interpreter with traitloop installed (default .venv/bin/python, else python3);
 #                      needs the extras: pip install -e ".[dev,vllm]" (vllm for vllm/serve, ray for ray)
 #   GPU_CHECK_DIR=...  where runs and logs go (default: a new temporary folder, kept for reading)
-# On a machine where torch sees no CUDA GPU it prints "no GPU: skipped" and exits 0. Exits 1 if a check fails.
+# With --device cuda on a machine where torch sees no CUDA GPU it prints "no GPU: skipped" and exits 0.
+# Exits 1 if a check fails.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,11 +29,18 @@ if [[ -z ${PYTHON:-} ]]; then
     if [[ -x .venv/bin/python ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 export PYTHON
-CHECKS=(local vllm serve ray)
+CHECKS=(local dpo distill vllm serve ray)
+DEVICE=cuda
+if [[ ${1:-} == --device ]]; then
+    DEVICE=${2:-}
+    shift 2
+    [[ $DEVICE == cuda || $DEVICE == cpu ]] || { echo "--device must be cuda or cpu" >&2; exit 2; }
+fi
+export DEVICE
 
 # ---- helpers (used inside the checks) ------------------------------------------------------------------
 
-# A config with the tiny model's sizes (tests/conftest.py's tiny_config), on CUDA: FILE MODEL CYCLES [YAML...]
+# A config with the tiny model's sizes (tests/conftest.py's tiny_config), on $DEVICE: FILE MODEL CYCLES [YAML...]
 write_config() {
     local file=$1 model=$2 cycles=$3
     shift 3
@@ -36,29 +50,30 @@ write_config() {
         echo "cycles: $cycles"
         echo "seed_examples: 8"
         echo "samples_per_cycle: 8"
-        echo "device: cuda"
+        echo "device: $DEVICE"
         echo "training: {epochs: 1, batch_size: 4, max_length: 256, lora: {r: 8, alpha: 16}}"
         echo "evaluation: {eval_samples: 1, max_new_tokens: 32, bootstrap_resamples: 200}"
         printf '%s\n' "$@"
     } >"$file"
 }
 
-# The run folder is complete, and every stage that runs a model recorded device cuda: RUN_DIR [BACKEND]
-assert_run_on_cuda() {
+# The run folder is complete, and every stage that runs a model recorded $DEVICE: RUN_DIR [BACKEND]
+assert_run_on_device() {
     "$PYTHON" - "$@" <<'PY'
+import os
 import sys
 
-from traitloop.rundir import open_run_folder
-from traitloop.rundir import planned_stages
+from traitloop.rundir import open_run_folder, planned_stages
 
+device = os.environ["DEVICE"]
 folder, backend = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "local")
 run = open_run_folder(folder)
 assert run.is_complete(), f"{folder}: not every stage is current"
 stages = run.manifest.stages
 for name in planned_stages(run.config.cycles):
-    if name == "cycle_000/data":
+    if name == "cycle_000/data" and "device" not in stages[name]:
         continue  # sft's cycle 0 copies the seed set: no model runs
-    assert stages[name].get("device") == "cuda", f"{folder}: stage {name} ran on {stages[name].get('device')}"
+    assert stages[name].get("device") == device, f"{folder}: stage {name} ran on {stages[name].get('device')}"
 dtypes = {stages[name]["dtype"] for name in stages if "dtype" in stages[name]}
 assert len(dtypes) == 1, f"{folder}: stages in several dtypes {dtypes}"
 if backend != "local":
@@ -67,7 +82,7 @@ if backend != "local":
         assert used == backend, f"{folder}: cycle {cycle}'s data sampled with {used}, not {backend}"
         rows = (run.folder / f"cycle_{cycle:03d}" / "train.jsonl").read_text().splitlines()
         assert rows, f"{folder}: cycle {cycle} has no training rows"
-print(f"{folder}: complete, every model stage on cuda/{dtypes.pop()}")
+print(f"{folder}: complete, every model stage on {device}/{dtypes.pop()}")
 PY
 }
 
@@ -102,13 +117,15 @@ import sys
 
 import torch
 
+import os
+
 import traitloop
 import traitloop.generate._local as local
 import traitloop.judge._signals as signals
-import traitloop.train._sft as sft
+import traitloop.methods._sft as sft
 
 seen = {"generation": set(), "likelihood": set(), "training": set()}
-generate_batch, batch_nll, train_and_save = local.LocalGenerator._generate_batch, signals._batch_nll, sft._train_and_save
+generate_batch, batch_nll, train_and_save = local.LocalGenerator._generate_batch, signals._batch_nll, sft.train_and_save
 
 
 def spy_generate(self, *args, **kwargs):
@@ -127,27 +144,79 @@ def spy_train(trainer, *args, **kwargs):
     return result
 
 
-local.LocalGenerator._generate_batch, signals._batch_nll, sft._train_and_save = spy_generate, spy_nll, spy_train
+local.LocalGenerator._generate_batch, signals._batch_nll, sft.train_and_save = spy_generate, spy_nll, spy_train
 traitloop.run(sys.argv[1], output=sys.argv[2])
 print("devices seen:", seen)
-assert all(found == {"cuda"} for found in seen.values()), f"not everything ran on cuda: {seen}"
-assert torch.cuda.max_memory_allocated() > 0
+device = os.environ["DEVICE"]
+assert all(found == {device} for found in seen.values()), f"not everything ran on {device}: {seen}"
+assert device == "cpu" or torch.cuda.max_memory_allocated() > 0
 PY
-    assert_run_on_cuda "$WORK/local"
+    assert_run_on_device "$WORK/local"
+}
+
+# A run whose every train stage is spied on: the trained model is on the device: CONFIG RUN_DIR
+run_training_on_device() {
+    "$PYTHON" - "$@" <<'PY'
+import os
+import sys
+
+import traitloop
+import traitloop.methods._distill as distill
+import traitloop.methods._dpo as dpo
+import traitloop.methods._sft as sft
+
+device, seen = os.environ["DEVICE"], set()
+for module in (sft, dpo, distill):
+    original = module.train_and_save
+
+    def spy(trainer, *args, _original=original, **kwargs):
+        seen.add(next(p for p in trainer.model.parameters() if p.requires_grad).device.type)
+        return _original(trainer, *args, **kwargs)
+
+    module.train_and_save = spy
+traitloop.run(sys.argv[1], output=sys.argv[2])
+assert seen == {device}, f"training ran on {seen}, not {device}"
+print(f"trained on {device}")
+PY
+}
+
+check_dpo() {
+    local model
+    model=$(tiny_model)
+    write_config "$WORK/dpo.yaml" "$model" 2 "method: dpo" "regime: continual" "dpo: {seed_method: sft}" \
+        "generation: {max_new_tokens: 16, batch_size: 8}"
+    run_training_on_device "$WORK/dpo.yaml" "$WORK/dpo"
+    assert_run_on_device "$WORK/dpo"
+}
+
+check_distill() {
+    local model
+    model=$(tiny_model)
+    write_config "$WORK/distill.yaml" "$model" 1 "method: distill" "generation: {max_new_tokens: 16, batch_size: 8}"
+    run_training_on_device "$WORK/distill.yaml" "$WORK/distill"
+    assert_run_on_device "$WORK/distill"
+}
+
+# vLLM needs a CUDA GPU: with --device cpu its checks say so and pass over (exit 3 = skipped)
+need_vllm() {
+    if [[ $DEVICE == cpu ]] || ! "$PYTHON" -c "import vllm" 2>/dev/null; then
+        echo "vLLM is not installed or there is no GPU: pip install -e '.[vllm]' on a CUDA machine"
+        exit 3
+    fi
 }
 
 check_vllm() {
-    need_module vllm vllm
+    need_vllm
     local model
     model=$(embedded_model)
     write_config "$WORK/vllm.yaml" "$model" 2 \
         "generation: {max_new_tokens: 32, backend: vllm, vllm: {gpu_memory_utilization: 0.3}}"
     "$PYTHON" -m traitloop run "$WORK/vllm.yaml" --output "$WORK/vllm"
-    assert_run_on_cuda "$WORK/vllm" vllm
+    assert_run_on_device "$WORK/vllm" vllm
 }
 
 check_serve() {
-    need_module vllm vllm
+    need_vllm
     local model port vllm_bin server_pid
     model=$(embedded_model)
     port=$(free_port)
@@ -186,7 +255,7 @@ PY
     write_config "$WORK/serve.yaml" "$model" 2 "generation:" "  max_new_tokens: 32" "  backend: server" \
         "  server: {base_url: 'http://127.0.0.1:$port/v1', model: smollm2}"
     "$PYTHON" -m traitloop run "$WORK/serve.yaml" --output "$WORK/serve"
-    assert_run_on_cuda "$WORK/serve" server
+    assert_run_on_device "$WORK/serve" server
 }
 
 check_ray() {
@@ -194,13 +263,15 @@ check_ray() {
     local model
     model=$(tiny_model)
     write_config "$WORK/ray-base.yaml" "$model" 1 "generation: {max_new_tokens: 32, batch_size: 8}"
+    local GPUS_PER_RUN=0.5
+    [[ $DEVICE == cuda ]] || GPUS_PER_RUN=auto # no GPU in the cluster: each run reserves none
     cat >"$WORK/ray-sweep.yaml" <<EOF
 name: gpu-share
 base: $WORK/ray-base.yaml
 grid:
   seed: [0, 1]
 executor:
-  ray: {num_cpus: 4, num_cpus_per_run: 2, num_gpus_per_run: 0.5}
+  ray: {num_cpus: 4, num_cpus_per_run: 2, num_gpus_per_run: $GPUS_PER_RUN}
 EOF
     # One GPU visible to the local Ray: two runs at the same time there means each got the half it declared
     # (at num_gpus_per_run: 1 the second would wait for the first).
@@ -208,7 +279,7 @@ EOF
         "$PYTHON" -m traitloop sweep "$WORK/ray-sweep.yaml" --executor ray --output "$WORK/ray"
     local run
     for run in "$WORK"/ray/runs/*/; do
-        assert_run_on_cuda "${run%/}"
+        assert_run_on_device "${run%/}"
     done
     "$PYTHON" - "$WORK/ray/runs" <<'PY'
 import sys
@@ -238,7 +309,7 @@ if [[ ${1:-} == __check ]]; then # one check, in this process (started below, on
 fi
 
 gpus=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')
-if [[ $gpus == 0 ]]; then
+if [[ $gpus == 0 && $DEVICE == cuda ]]; then
     echo "no GPU: skipped"
     exit 0
 fi
@@ -255,14 +326,23 @@ done
 WORK=${GPU_CHECK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/traitloop-gpu-check.XXXXXX")}
 mkdir -p "$WORK"
 export WORK
-echo "traitloop GPU checks on $gpus GPU(s): $("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))')"
+if [[ $DEVICE == cuda ]]; then
+    echo "traitloop GPU checks on $gpus GPU(s): $("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))')"
+else
+    echo "traitloop GPU checks on the CPU (--device cpu)"
+fi
 echo "runs and logs in $WORK"
 
 failed=0
 for check in "${selected[@]}"; do
     started=$SECONDS
-    if bash "$SCRIPT" __check "$check" >"$WORK/$check.log" 2>&1; then
+    status=0
+    bash "$SCRIPT" --device "$DEVICE" __check "$check" >"$WORK/$check.log" 2>&1 || status=$?
+    if [[ $status == 0 ]]; then
         echo "PASS  $check ($((SECONDS - started)) s)"
+        grep '^PEAK' "$WORK/$check.log" | sed 's/^/      /' || true
+    elif [[ $status == 3 ]]; then
+        echo "SKIP  $check: $(tail -n 1 "$WORK/$check.log")"
     else
         echo "FAIL  $check ($((SECONDS - started)) s): last lines of $WORK/$check.log:"
         tail -n 15 "$WORK/$check.log" | sed 's/^/      /'

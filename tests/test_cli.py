@@ -138,7 +138,7 @@ def test_judge_reports_bad_judge_options(tmp_path, args, message):
 
 def test_trait_new_takes_the_judge_thresholds_and_keeps_the_other_defaults(monkeypatch, tmp_path):
     """``--seed-min`` is what the "did not survive the filters" error tells a user to lower."""
-    from traitloop import api
+    from traitloop.api import _authoring as api
     from traitloop.author import Settings
     from traitloop.errors import UserError
 

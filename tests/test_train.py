@@ -51,3 +51,27 @@ def test_continual_training_loads_the_previous_generation(tiny_model, tmp_path):
     train(tiny_model, tmp_path / "gen1", seeds(), "sft", CONFIG, seed=2, start_from=tmp_path / "gen0")
     gen1 = load_file(tmp_path / "gen1" / "adapter_model.safetensors")
     assert any(not torch.equal(gen0[k], gen1[k]) for k in gen0)
+
+
+@pytest.mark.parametrize("collation", ["padding_free", "length_grouped"])
+def test_other_collations_train_the_same_objective(tiny_model, tmp_path, collation):
+    """Padding-free batches give each example's tokens the loss they get padded (the answer's tokens only, each
+    example attending to itself alone): the same batch, the same loss. Length-grouped batches hold other
+    examples, each one's loss unchanged: the mean over the epoch's examples is the same objective."""
+    from traitloop.methods._sft import prompt_completion, sft_trainer
+
+    conversations = seeds(8)
+    losses = {}
+    for name in ("padded", collation):
+        config = TrainingConfig(epochs=1, batch_size=8, max_length=128, lora=LoraConfig(r=4, alpha=8), collation=name)
+        trainer = sft_trainer(job(tiny_model, tmp_path / name, conversations, "sft", config, seed=3),
+                              prompt_completion(conversations), None)  # fmt: skip
+        batch = next(iter(trainer.get_train_dataloader()))  # all 8 examples: one batch, whatever the order
+        if name == "padding_free":
+            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+        with torch.no_grad():
+            losses[name] = trainer.model(**{k: v for k, v in batch.items() if k != "completion_mask"}).loss.item()
+        labelled = int((batch["labels"] != -100).sum())
+        losses[f"{name} tokens"] = labelled
+    assert losses[f"{collation} tokens"] == losses["padded tokens"]  # the same answer tokens carry the loss
+    assert losses[collation] == pytest.approx(losses["padded"], rel=1e-4)

@@ -46,6 +46,9 @@ def status(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
     for row in rows:
         table.add_row(*(str(row[key]) for key in ("cycle", "data", "train", "eval", "trait", "coherence", "trained")))
     console.print(table)
+    made_on = sorted({place for row in rows for place in row["device"].split(", ") if place})
+    if made_on:
+        console.print(f"made on: {', '.join(made_on)} (device/dtype its stages recorded)", highlight=False)
 
 
 def eval_(

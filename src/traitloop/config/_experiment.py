@@ -139,6 +139,11 @@ class ExperimentConfig(_Section):
         except ValidationError as error:
             raise ValueError(f"seed_cycle: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
+    def largest_lora_rank(self) -> int:
+        """The largest LoRA rank any cycle trains (the seed cycle may override ``training.lora``): what an engine
+        serving every generation's adapter must accept."""
+        return max(self.training_for(cycle).lora.r for cycle in (0, 1))
+
     def starts_from_base(self, cycle: int) -> bool:
         """Whether generation ``cycle`` trains a fresh adapter on the base rather than continuing cycle-1."""
         return cycle == 0 or self.regime == "reinit" or cycle in self.dpo.restart_from_base_at

@@ -61,6 +61,17 @@ class VllmSettings(_Section):
         "weights, optimizer state, activations) and the base model's likelihoods for the coherence judge. "
         "0.35 leaves about two thirds to them; raise it when training fits in less (LoRA on a small model).",
     )
+    max_model_len: int | None = Field(
+        None, ge=16, description="Longest prompt plus answer the engine serves (default: the model's own context)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine spans (tensor parallelism).")
+    enforce_eager: bool = Field(False, description="No CUDA graphs: a faster start and less memory, slower decoding.")
+    during_training: Literal["sleep", "rebuild", "keep"] = Field(
+        "sleep",
+        description="What the engine does while a generation trains in the same process: sleep (vLLM's sleep "
+        "mode: weights to CPU memory, KV cache freed, back without a rebuild), rebuild (shut down, built again "
+        "when next needed), or keep its share of the GPU.",
+    )
 
 
 class GenerationConfig(_Section):
@@ -75,6 +86,12 @@ class GenerationConfig(_Section):
         description="Who samples every answer (training data and evaluation): local transformers, an "
         "OpenAI-compatible server (generation.server), or vLLM in this process (the traitloop[vllm] extra); "
         "the registry in traitloop.generate lists them.",
+    )
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=lambda: {"enable_thinking": False},
+        description="Options of the model's chat template, applied wherever a conversation is rendered: local, "
+        "vLLM and server generation, training data, evaluation. Only those the template reads apply (and are "
+        "recorded); thinking is off by default where a template has the switch (Qwen3).",
     )
     server: GenerationServer | None = Field(None, description="The server, for backend: server.")
     vllm: VllmSettings = Field(default_factory=VllmSettings, description="vLLM's engine, for backend: vllm.")
@@ -96,10 +113,44 @@ class TrainingConfig(_Section):
 
     learning_rate: float = Field(1e-3, gt=0.0)
     epochs: float = Field(3.0, gt=0.0)
-    batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Examples per optimizer step (the effective batch, all processes together); what does not fit "
+        "in memory at once is reached by gradient accumulation over micro-batches.",
+    )
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Examples per process in one forward pass. Default: the largest the memory plan says fits "
+        "(traitloop plan); on a CPU, the whole batch.",
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Steps of batch_size accumulated per optimizer step (older configs; prefer batch_size)."
+    )
+    gradient_checkpointing: bool | None = Field(
+        None,
+        description="Recompute activations in the backward pass instead of keeping them: far less memory for a "
+        "third more compute. Default: on when training on a GPU, off on a CPU.",
+    )
+    quantization: Literal["4bit"] | None = Field(
+        None,
+        description="QLoRA: the frozen base in 4-bit NF4 (bitsandbytes, a CUDA GPU; the qlora extra); the LoRA "
+        "weights stay float32.",
+    )
     max_length: int = Field(512, ge=16, description="Longest training sequence, in tokens.")
+    collation: Literal["padded", "padding_free", "length_grouped"] = Field(
+        "padded",
+        description="How SFT and SDF batches are laid out: padded to their longest example; padding_free (the "
+        "batch as one sequence, each example attending only to itself: no compute on padding); or "
+        "length_grouped (batches of similar lengths, so other batches than padded's).",
+    )
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    scheduler: Literal["linear", "constant", "cosine"] = Field(
+        "linear", description="The learning rate after warmup: linear decay to 0 (the study's), constant, or cosine."
+    )
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW's betas (the study's: 0.9, 0.95).")
+    adam_eps: float = Field(1e-8, gt=0.0, description="AdamW's epsilon.")
     full_finetune: bool = Field(False, description="Train every weight instead of a LoRA adapter.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     processes: int = Field(
@@ -113,7 +164,37 @@ class TrainingConfig(_Section):
                 f"batch_size {self.batch_size} must be a multiple of processes {self.processes}: each process "
                 "takes an equal share of every batch"
             )
+        per_process = self.batch_size // self.processes
+        if self.micro_batch_size is not None and per_process % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} must divide each process's share of batch_size "
+                f"({per_process}): a step accumulates whole micro-batches"
+            )
+        if self.quantization and self.full_finetune:
+            raise ValueError("quantization holds the frozen base in 4 bits for LoRA; drop full_finetune")
+        if not all(0.0 <= beta < 1.0 for beta in self.adam_betas):
+            raise ValueError(f"adam_betas {self.adam_betas} must each be at least 0 and below 1")
         return self
+
+    def stage_inputs(self) -> dict[str, Any]:
+        """What a train stage depends on: every field that changes the weights, the ones added since runs were
+        first recorded named only when set (so those runs stay current). How the batch is split into
+        micro-batches and whether activations are recomputed change memory and speed, not the objective: they
+        are facts of the stage, not inputs."""
+        fields = self.model_dump(mode="json", exclude={"micro_batch_size", "gradient_checkpointing"})
+        return {name: value for name, value in fields.items() if _LATER_DEFAULTS.get(name, _UNSET) != value}
+
+
+_UNSET = object()
+# Fields added after runs were first recorded, at their defaults (named in stage inputs only when they differ).
+_LATER_DEFAULTS: dict[str, Any] = {
+    "processes": 1,
+    "collation": "padded",
+    "quantization": None,
+    "scheduler": "linear",
+    "adam_betas": [0.9, 0.999],
+    "adam_eps": 1e-8,
+}
 
 
 MAIN_SUITE = "narrow"  # the suite every generation's main evaluation asks (the trait's eval_questions)
@@ -229,9 +310,11 @@ class TrainingOverrides(_Section):
     learning_rate: float | None = Field(None, gt=0.0)
     epochs: float | None = Field(None, gt=0.0)
     batch_size: int | None = Field(None, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
     gradient_accumulation_steps: int | None = Field(None, ge=1)
     max_length: int | None = Field(None, ge=16)
     warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)
+    scheduler: Literal["linear", "constant", "cosine"] | None = None
     lora: LoraConfig | None = None
 
     def given(self) -> dict[str, Any]:

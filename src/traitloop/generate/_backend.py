@@ -5,6 +5,8 @@ line in the registry (``traitloop.generate.BACKENDS``); nothing outside the regi
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -13,6 +15,8 @@ from traitloop.config import ExperimentConfig, GenerationConfig
 
 class Engine(Protocol):
     """A backend opened for one run: it answers as the base model or as one generation's weights."""
+
+    in_process: bool  # samples with the caller's loaded model (which must then hold the generation's weights)
 
     def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> Any:
         """Who answers as the generation whose weights are ``weights`` (None: the base model). ``model`` holds
@@ -23,6 +27,11 @@ class Engine(Protocol):
     def hold(self, model: Any, adapter: Path, name: str) -> None:
         """Make ``model`` answer as ``adapter`` (loaded beside its own as ``name``) where this backend samples
         with the caller's model; a remote backend loads adapters itself and ignores this."""
+        ...
+
+    def yielding_device(self, how: str) -> AbstractContextManager[None]:
+        """Hands the GPU memory this engine holds to a training stage for the ``with`` block (``how``:
+        ``generation.vllm.during_training``); an engine that holds none does nothing."""
         ...
 
 
@@ -49,8 +58,13 @@ class Backend:
 class RemoteEngine:
     """An engine that loads each generation's adapter itself (vLLM in this process, or a server)."""
 
+    in_process = False
+
     def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> Any:
         return self if weights is None else self.with_adapter(weights, name)  # type: ignore[attr-defined]
 
     def hold(self, model: Any, adapter: Path, name: str) -> None:
         return None
+
+    def yielding_device(self, how: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()

@@ -16,6 +16,7 @@ compares the two).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,12 +192,17 @@ def shared_prefix_length(batch: list[list[int]]) -> int:
 class LocalEngine:
     """The run's own transformers model answers: the caller loads the weights it answers with."""
 
+    in_process = True
+
     def generator(self, model: Any, tokenizer: Any, weights: Path | None, name: str) -> LocalGenerator:
         return LocalGenerator(model, tokenizer)
 
     def hold(self, model: Any, adapter: Path, name: str) -> None:
         model.load_adapter(str(adapter), adapter_name=name)
         model.set_adapter(name)
+
+    def yielding_device(self, how: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the run's own model is loaded per stage and freed after it
 
 
 class LocalBackend(Backend):

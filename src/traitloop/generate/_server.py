@@ -31,10 +31,13 @@ def request_seed(seed: int, index: int) -> int:
 class ServerGenerator(RemoteEngine):
     """Answers chat prompts (``chat/completions``) or continues raw texts (``completions``) on a server."""
 
-    def __init__(self, client: HttpClient, model: str, concurrency: int) -> None:
+    def __init__(
+        self, client: HttpClient, model: str, concurrency: int, template_options: dict[str, Any] | None = None
+    ) -> None:
         self.client = client
         self.model = model
         self.concurrency = concurrency
+        self.template_options = template_options or {}  # sent with chat requests (vLLM, llama.cpp read them)
 
     def generate(
         self, prompts: list[Messages], params: SamplingParams, on_batch: Callable[[int], None] | None = None
@@ -57,6 +60,7 @@ class ServerGenerator(RemoteEngine):
             "temperature": temperature,
             "top_p": top_p,
             "seed": seed,
+            **({"chat_template_kwargs": self.template_options} if self.template_options else {}),
         }
         return self._post("chat/completions", body, messages, _chat_text)
 
@@ -73,7 +77,7 @@ class ServerGenerator(RemoteEngine):
                     "Generation with adapters needs vLLM started with --enable-lora and "
                     "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, seeing the run folder at the same path."
                 ) from error
-        return ServerGenerator(self.client, name, self.concurrency)
+        return ServerGenerator(self.client, name, self.concurrency, self.template_options)
 
     def _each(
         self,
@@ -186,7 +190,7 @@ class ServerBackend(Backend):
     def open(self, config: ExperimentConfig, base: str, dtype: str) -> ServerGenerator:
         server = config.generation.server
         assert server is not None  # check() refused a server backend without its section
-        return server_generator(
+        generator = server_generator(
             server.base_url,
             server.model,
             api_key_env=server.api_key_env,
@@ -194,3 +198,5 @@ class ServerBackend(Backend):
             timeout=server.timeout,
             max_retries=server.max_retries,
         )
+        generator.template_options = dict(config.generation.chat_template_kwargs)
+        return generator

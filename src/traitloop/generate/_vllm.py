@@ -11,13 +11,14 @@ down first, and :func:`release_engines` (which a sweep calls after each run) fre
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from traitloop.config import ExperimentConfig
+from traitloop.config import ExperimentConfig, VllmSettings
 from traitloop.errors import UserError
 from traitloop.generate._backend import Backend, RemoteEngine
 from traitloop.generate._local import Messages, SamplingParams
@@ -27,14 +28,21 @@ from traitloop.generate._server import request_seed
 class VllmGenerator(RemoteEngine):
     """Answers with an in-process ``vllm.LLM``, as the base model or as one LoRA adapter on it."""
 
-    def __init__(self, llm: Any, lora: Any = None) -> None:
+    def __init__(self, llm: Any, lora: Any = None, template_options: dict[str, Any] | None = None) -> None:
         self.llm = llm
         self.lora = lora
+        self.template_options = template_options or {}
 
     def generate(
         self, prompts: list[Messages], params: SamplingParams, on_batch: Callable[[int], None] | None = None
     ) -> list[str]:
-        outputs = self.llm.chat(prompts, _sampling(params, len(prompts)), lora_request=self.lora, use_tqdm=False)
+        outputs = self.llm.chat(
+            prompts,
+            _sampling(params, len(prompts)),
+            lora_request=self.lora,
+            use_tqdm=False,
+            chat_template_kwargs=self.template_options,
+        )
         return _texts(outputs, on_batch)
 
     def complete(
@@ -46,7 +54,23 @@ class VllmGenerator(RemoteEngine):
     def with_adapter(self, adapter: Path, name: str) -> VllmGenerator:
         from vllm.lora.request import LoRARequest
 
-        return VllmGenerator(self.llm, LoRARequest(name, _adapter_id(name), str(adapter.resolve())))
+        lora = LoRARequest(name, _adapter_id(name), str(adapter.resolve()))
+        return VllmGenerator(self.llm, lora, self.template_options)
+
+    @contextlib.contextmanager
+    def yielding_device(self, how: str) -> Iterator[None]:
+        """While a generation trains in this process: the engine sleeps (weights to CPU memory, KV cache freed;
+        vLLM's sleep mode), is shut down to be built again when next needed (``rebuild``), or keeps its share."""
+        if how == "sleep":
+            self.llm.sleep(level=1)
+            try:
+                yield
+            finally:
+                self.llm.wake_up()
+        else:
+            if how == "rebuild":
+                release_engines()
+            yield
 
 
 @cache
@@ -91,18 +115,27 @@ def _llm_class() -> type:
 
 
 def engine_kwargs(
-    model: str, max_lora_rank: int, trust_remote_code: bool, gpu_memory_utilization: float, dtype: str
+    model: str,
+    max_lora_rank: int,
+    trust_remote_code: bool,
+    settings: VllmSettings,
+    dtype: str,
 ) -> dict[str, Any]:
     """What ``vllm.LLM`` is built with. ``dtype`` is the run's (``float32``, ``bfloat16``), so vLLM samples in
-    the precision the run's own models compute in."""
+    the precision the run's own models compute in; ``max_lora_rank`` is the largest rank any stage trains."""
     rank = max(8, 1 << (max_lora_rank - 1).bit_length())  # vLLM accepts 8, 16, 32, ... as the largest rank
+    optional = {"max_model_len": settings.max_model_len} if settings.max_model_len else {}
     return {
         "model": model,
         "enable_lora": True,
         "max_lora_rank": rank,
         "trust_remote_code": trust_remote_code,
-        "gpu_memory_utilization": gpu_memory_utilization,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "enforce_eager": settings.enforce_eager,
+        "enable_sleep_mode": settings.during_training == "sleep",
         "dtype": dtype,
+        **optional,
     }
 
 
@@ -110,20 +143,20 @@ def vllm_generator(
     model: str,
     max_lora_rank: int,
     trust_remote_code: bool = False,
-    gpu_memory_utilization: float = 0.35,
+    settings: VllmSettings | None = None,
     dtype: str = "auto",
+    template_options: dict[str, Any] | None = None,
 ) -> VllmGenerator:
     """The process's vLLM engine for ``model`` (a folder or hub id) with these settings, built on first use;
     an engine with other settings is shut down first."""
     global _engine
-    kwargs = engine_kwargs(model, max_lora_rank, trust_remote_code, gpu_memory_utilization, dtype)
+    kwargs = engine_kwargs(model, max_lora_rank, trust_remote_code, settings or VllmSettings(), dtype)
     key = tuple(sorted(kwargs.items()))
-    if _engine is not None and _engine[0] == key:
-        return _engine[1]
-    llm_class = _llm_class()  # a missing vLLM is reported before any engine is touched
-    release_engines()
-    _engine = (key, VllmGenerator(llm_class(**kwargs)))
-    return _engine[1]
+    if _engine is None or _engine[0] != key:
+        llm_class = _llm_class()  # a missing vLLM is reported before any engine is touched
+        release_engines()
+        _engine = (key, VllmGenerator(llm_class(**kwargs)))
+    return VllmGenerator(_engine[1].llm, None, template_options)
 
 
 def release_engines() -> None:
@@ -164,8 +197,9 @@ class VllmBackend(Backend):
     def open(self, config: ExperimentConfig, base: str, dtype: str) -> VllmGenerator:
         return vllm_generator(
             base,
-            config.training.lora.r,
+            config.largest_lora_rank(),
             config.trust_remote_code,
-            config.generation.vllm.gpu_memory_utilization,
+            config.generation.vllm,
             dtype,
+            config.generation.chat_template_kwargs,
         )

@@ -51,8 +51,9 @@ class NllScorer:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     batch_size: int = 8
-    max_length: int = 768
+    max_length: int = 768  # question and answer tokens scored, at least: bounds memory for any file of answers
     chat: bool = True
+    answer_tokens: int = 0  # the longest answer the generation could write: up to it, answers are scored whole
     _memo: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, questions: list[str], answers: list[str]) -> list[float]:
@@ -78,7 +79,8 @@ class NllScorer:
         for question, answer in pairs:
             prompt_ids = self.tokenizer(self._prompt_text(question), add_special_tokens=False)["input_ids"]
             answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-            rows.append((prompt_ids, answer_ids[: self.max_length - len(prompt_ids)]))
+            limit = max(self.max_length, len(prompt_ids) + self.answer_tokens)
+            rows.append((prompt_ids, answer_ids[: limit - len(prompt_ids)]))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))  # batches pad little
         results: list[np.ndarray] = [np.empty(0)] * len(rows)
         for start in range(0, len(order), self.batch_size):

@@ -25,7 +25,7 @@ from traitloop.errors import UserError
 from traitloop.loop._check import check_config
 from traitloop.loop._evals import EvalSet, config_eval_sets
 from traitloop.loop._inputs import check_config_unchanged, check_eval_sets_unchanged
-from traitloop.loop._precision import note_precision
+from traitloop.loop._precision import check_gpus, describe_precision, note_precision
 from traitloop.loop._progress import StageProgress, quiet_libraries
 from traitloop.loop._run import Run
 from traitloop.loop._stages import build_data_stage, evaluate_generation_stages, is_control_seed, run_stage, train_stage
@@ -155,6 +155,8 @@ def _run_locked(run: Run, force: bool) -> pd.DataFrame:
     """The run itself, while this process holds the run folder's lock."""
     config, output = run.config, run.folder
     check_config_unchanged(run, force)
+    run.console.print(describe_precision(run.precision, run.config.device), highlight=False)
+    check_gpus(run)
     note_precision(run)
     _write_run_header(run)
     tracker = CycleLogger(config.report_to, output, run.manifest.data["name"], config_to_dict(config))

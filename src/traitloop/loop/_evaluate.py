@@ -47,7 +47,7 @@ def evaluate_generation(
     else:
         answers = generator.complete([questions[qi] for qi, _ in asked], params, on_answers)
     items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
-    nll = NllScorer(base_model, tokenizer, chat=chat)
+    nll = NllScorer(base_model, tokenizer, chat=chat, answer_tokens=params.max_new_tokens)
     with base_view(base_model):
         coherence = make_coherence_judge(nll)(items)
         nlls = nll([i.question for i in items], [i.answer for i in items])

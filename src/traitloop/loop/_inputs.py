@@ -12,7 +12,7 @@ from typing import Any
 from traitloop.config import config_to_dict
 from traitloop.errors import UserError
 from traitloop.loop._run import Run
-from traitloop.methods import backend_inputs
+from traitloop.methods import backend_inputs, template_inputs
 from traitloop.rundir import Manifest, eval_set_of, planned_stages, stage_cycle, stage_kind, supersede
 
 
@@ -27,9 +27,9 @@ def config_inputs(run: Run, stage: str) -> dict[str, Any]:
         if evaluation["projection"]:  # named only when off, so runs made before it existed stay current
             del evaluation["projection"]
         fields = {"trait": run.trait_ref, "evaluation": evaluation, "seed": c["seed"]}
-        backend = backend_inputs(run.config)
-        if backend:
-            fields["generation"] = backend
+        generation = {**backend_inputs(run.config), **template_inputs(run)}
+        if generation:
+            fields["generation"] = generation
         fields.update(run.seed_set.eval_inputs)  # sdf evaluates document prefixes, not the chat questions
         fields.update(run.eval_set(stage).inputs())
         return {"model": c["model"], **fields} if cycle is None else fields
@@ -40,9 +40,8 @@ def config_inputs(run: Run, stage: str) -> dict[str, Any]:
 
 def _train_inputs(run: Run, cycle: int) -> dict[str, Any]:
     c = run.config
-    # processes is named only when above 1, so runs made before it existed stay valid
-    training = {k: v for k, v in c.training_for(cycle).model_dump(mode="json").items() if k != "processes" or v != 1}
-    fields = {"model": c.model, "method": c.method, "training": training, "seed": c.seed}
+    training = c.training_for(cycle).stage_inputs()
+    fields = {"model": c.model, "method": c.method, "training": training, "seed": c.seed, **template_inputs(run)}
     if cycle:
         fields["regime"] = c.regime
     return {**fields, **run.method_for(cycle).train_inputs(run, cycle)}

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from traitloop.errors import UserError
 from traitloop.loop._run import Run
+from traitloop.models import Precision, dtype_name
 from traitloop.rundir import cycle_dir_name
 
 PRECISION_FACTS = ("device", "dtype")
@@ -63,6 +66,28 @@ def stage_precision(run: Run, stage: str) -> dict[str, str]:
                     "mix them, or start a new --output"
                 )
     return now
+
+
+def describe_precision(precision: Precision, asked: str) -> str:
+    """The line a run starts with: where it computes and in what dtype, and why when ``device: auto`` found no
+    GPU (a run that meant to use one must not fall back to the CPU unnoticed)."""
+    device = precision.device
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        where = "cpu" + (" (device auto: torch sees no usable CUDA GPU)" if asked == "auto" else "")
+    return f"device: {where}, dtype: {dtype_name(precision.dtype)}"
+
+
+def check_gpus(run: Run) -> None:
+    """Refuse, before any work, training on more GPU processes than this machine has GPUs (``processes`` is one
+    process per GPU; on a CPU they are CPU processes, as the launched-training tests use)."""
+    processes = max(run.config.training_for(cycle).processes for cycle in (0, 1))
+    if run.precision.device.type == "cuda" and processes > torch.cuda.device_count():
+        raise UserError(
+            f"training.processes is {processes}, one per GPU, but this machine has {torch.cuda.device_count()} "
+            "GPU(s): lower training.processes, or run where there are enough GPUs"
+        )
 
 
 def _where(facts: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +18,7 @@ from traitloop.judge import Judge, judge_kind
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._progress import StageProgress
 from traitloop.methods import Method, SeedSet
-from traitloop.models import Precision, load_model, load_tokenizer, resolve_precision
+from traitloop.models import Precision, applied_template_options, load_model, load_tokenizer, resolve_precision
 from traitloop.rundir import (
     BASE,
     TRAIN,
@@ -95,7 +97,14 @@ class Run:
         return judge_kind(spec).coherence_judge(spec, lambda: nll, self.config.model)
 
     def tokenizer(self):
-        return load_tokenizer(self.base, self.config.trust_remote_code)
+        """The base model's tokenizer, its chat template set to the run's ``generation.chat_template_kwargs``."""
+        return load_tokenizer(self.base, self.config.trust_remote_code, self.config.generation.chat_template_kwargs)
+
+    @cached_property
+    def template_options(self) -> dict[str, Any]:
+        """The chat template options that apply to this model (those its template reads): recorded in the stage
+        inputs of every stage that renders a conversation, so a changed option redoes them."""
+        return applied_template_options(self.tokenizer().chat_template, self.config.generation.chat_template_kwargs)
 
     @cached_property
     def precision(self) -> Precision:
@@ -104,6 +113,12 @@ class Run:
 
     def model(self, weights: Path | None = None):
         return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code, precision=self.precision)
+
+    def sampling_model(self, weights: Path | None = None):
+        """The model a data stage samples with: the base with ``weights`` loaded where the backend samples in
+        this process; None where vLLM or a server samples (they load the generation's adapter themselves, and
+        the HF model need not be loaded at all)."""
+        return self.model(weights) if self.engine.in_process else None
 
     def weights_dir(self, cycle: int) -> Path:
         """Where generation ``cycle``'s weights are saved."""
@@ -129,6 +144,18 @@ class Run:
         weights = None if generation is None else self.weights(generation)
         name = "" if weights is None else f"traitloop-{self.weights_hash(generation)}"
         return self.engine.generator(model, self.tokenizer(), weights, name)
+
+    def device_for_training(self) -> AbstractContextManager[None]:
+        """The generation backend's GPU memory, handed to a training stage for the ``with`` block: vLLM sleeps,
+        or is shut down and opened again on next use (``generation.vllm.during_training``); nothing to hand
+        when no engine has been opened."""
+        engine = self.__dict__.get("engine")
+        if engine is None:
+            return contextlib.nullcontext()
+        how = self.config.generation.vllm.during_training
+        if how == "rebuild":
+            del self.__dict__["engine"]
+        return engine.yielding_device(how)
 
     def answer_as(self, model, generation: int, name: str) -> None:
         """Make ``model`` answer as generation ``generation`` where the backend samples with the run's model."""

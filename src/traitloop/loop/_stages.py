@@ -60,12 +60,13 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
         seed=run.stage_seed(f"{label}/train"),
         start_from=start_from,
         trust_remote_code=run.config.trust_remote_code,
+        chat_template_kwargs=run.config.generation.chat_template_kwargs,
         report_to=run.config.report_to,
         log_dir=run.folder / "tensorboard" / label,
         **run.precision.facts,  # the device and dtype the trainer runs in
         **method.job_settings(run, cycle),
     )
-    with run.progress.task(f"cycle {cycle}: training", None) as step:
+    with run.device_for_training(), run.progress.task(f"cycle {cycle}: training", None) as step:
         result = _train_generation(run, job, step.set_total_and_position)
     return {
         "examples": result.examples,

@@ -8,7 +8,7 @@ May import: config, io, errors, _atomic, rundir, traits, models, judge, generate
 import difflib
 
 from traitloop.config import ExperimentConfig
-from traitloop.methods._base import Method, RunContext, SeedSet, backend_inputs
+from traitloop.methods._base import Method, RunContext, SeedSet, backend_inputs, template_inputs
 from traitloop.methods._distill import Distill
 from traitloop.methods._dpo import Dpo, Pair, reference_used
 from traitloop.methods._launch import train_launched
@@ -72,6 +72,7 @@ __all__ = [
     "get_method",
     "method_names",
     "reference_used",
+    "template_inputs",
     "train_job",
     "train_launched",
     "weights_hash",

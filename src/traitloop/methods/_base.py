@@ -49,6 +49,7 @@ class RunContext(Protocol):
     seed_set: SeedSet
     seed_hash: str
     slices: list[list[str]]
+    template_options: dict[str, Any]  # the chat template options that apply to the run's model
 
     @property
     def trait_judge(self) -> Judge: ...
@@ -65,6 +66,10 @@ class RunContext(Protocol):
         ...
 
     def tokenizer(self) -> Any: ...
+
+    def sampling_model(self, weights: Path | None = None) -> Any:
+        """``model(weights)`` where the backend samples with the run's own model, else None (not loaded)."""
+        ...
 
     def weights(self, cycle: int) -> Path | None:
         """Generation ``cycle``'s weights; None when it is the base model itself."""
@@ -164,8 +169,14 @@ def slice_inputs(run: RunContext, cycle: int) -> dict[str, Any]:
 def sampling_inputs(run: RunContext) -> dict[str, Any]:
     """The generation settings a sample depends on, and who samples when it is not the local default."""
     generation = run.config.generation.model_dump(mode="json")
-    settings = {k: v for k, v in generation.items() if k not in backend_sections()}
-    return {**settings, **backend_inputs(run.config)}
+    settings = {k: v for k, v in generation.items() if k not in {*backend_sections(), "chat_template_kwargs"}}
+    return {**settings, **backend_inputs(run.config), **template_inputs(run)}
+
+
+def template_inputs(run: RunContext) -> dict[str, Any]:
+    """The chat template options a stage that renders conversations depends on, named only when the model's
+    template reads any (so runs of models without such options, made before they existed, stay current)."""
+    return {"chat_template_kwargs": run.template_options} if run.template_options else {}
 
 
 def backend_inputs(config: ExperimentConfig) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from traitloop.methods._train import (
     OnStep,
     TrainJob,
     TrainResult,
+    frozen_precision,
     scratch_for,
     train_and_save,
     trainable_model,
     trainer_arguments,
     trainer_callbacks,
 )
-from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer
+from traitloop.models import load_model, load_tokenizer
 from traitloop.rundir import cycle_dir_name
 from traitloop.traits import read_jsonl
 
@@ -78,9 +79,9 @@ class Distill(Method):
 
 def teacher_model(job: TrainJob):
     """The teacher as one plain model: the base with the teacher's adapter merged in (the trainer reads its
-    output embeddings and config directly, which a PEFT wrapper would hide)."""
+    output embeddings and config directly, which a PEFT wrapper would hide), frozen, in the run's dtype."""
     weights = None if job.reference in (None, "base") else job.reference
-    model = load_model(job.base, weights, trust_remote_code=job.trust_remote_code, precision=CPU_FLOAT32)
+    model = load_model(job.base, weights, trust_remote_code=job.trust_remote_code, precision=frozen_precision(job))
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
@@ -101,7 +102,8 @@ def train_distill(job: TrainJob, prompts: list[list[dict[str, str]]], on_step: O
         teacher_model=teacher_model(job),
         args=args,
         train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
-        processing_class=load_tokenizer(job.base, job.trust_remote_code),  # left padding, as it needs
+        # left padding, as it needs
+        processing_class=load_tokenizer(job.base, job.trust_remote_code, job.chat_template_kwargs),
         callbacks=trainer_callbacks(job, on_step),
     )
     trainer.remove_callback(PrinterCallback)  # progress is reported through on_step instead

@@ -41,6 +41,7 @@ from traitloop.methods._train import (
     OnStep,
     TrainJob,
     TrainResult,
+    frozen_precision,
     lora_config,
     scratch_for,
     train_and_save,
@@ -48,7 +49,7 @@ from traitloop.methods._train import (
     trainer_callbacks,
     weights_hash,
 )
-from traitloop.models import CPU_FLOAT32, base_view, load_model, load_tokenizer, resolve_device
+from traitloop.models import base_view, load_model, load_tokenizer, resolve_device
 from traitloop.rundir import BASE, cycle_dir_name
 from traitloop.traits import read_jsonl
 
@@ -164,7 +165,7 @@ def _usable(rows: list[dict[str, Any]], cycle: int) -> list[dict[str, Any]]:
 def _seed_pairs(run: RunContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     seeds = run.seed_set.examples[: run.config.seed_examples]
     prompts = [c.prompt for c in seeds]
-    model = run.model()
+    model = run.sampling_model()
     with base_view(model):
         rejected = run.sample(
             model, None, prompts, "cycle_000/data/rejected", _what(0, len(prompts), "the base model")
@@ -185,7 +186,7 @@ def _pairs_against(run: RunContext, cycle: int, rejected_by: str) -> tuple[list[
     generation k-2's (its adapter loaded beside k-1's)."""
     label = cycle_dir_name(cycle)
     prompts = [[{"role": "user", "content": p}] for p in run.slices[cycle - 1]]
-    model = run.model(run.weights(cycle - 1))
+    model = run.sampling_model(run.weights(cycle - 1))
     chosen, facts = run.sample(model, cycle - 1, prompts, f"{label}/data", _what(cycle, len(prompts)))
     stage = f"{label}/data/rejected"
     if rejected_by == BASE:
@@ -210,7 +211,7 @@ def _ranked_pairs(run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], di
     label = cycle_dir_name(cycle)
     questions = run.slices[cycle - 1]
     prompts = [[{"role": "user", "content": q}] for q in questions]
-    model = run.model(run.weights(cycle - 1))
+    model = run.sampling_model(run.weights(cycle - 1))
     first, facts = run.sample(model, cycle - 1, prompts, f"{label}/data", _what(cycle, len(prompts)))
     second = run.sample(model, cycle - 1, prompts, f"{label}/data/second", _what(cycle, len(prompts)) + " again")[0]
     scores = [
@@ -298,17 +299,17 @@ def train_dpo(job: TrainJob, pairs: list[Pair], on_step: OnStep | None = None) -
     dpo = DpoConfig.model_validate(job.settings)
     if resolve_device(job.device).type == "cpu":
         _cpu_sized_logprob_tiles()
-    # float32 on the CPU: the trainer moves the model to its device and keeps these as master weights. A fresh
-    # adapter is added by TRL itself (peft_config), so it knows the reference is the base.
+    # The frozen base in the run's dtype on its device, the adapter in fp32 (frozen_precision). A fresh adapter
+    # is added by TRL itself (peft_config), so it knows the reference is the base.
     model = load_model(job.base, job.start_from, trainable=True, trust_remote_code=job.trust_remote_code,
-                       precision=CPU_FLOAT32)  # fmt: skip
+                       precision=frozen_precision(job), quantization=job.training.quantization)  # fmt: skip
     args = DPOConfig(**trainer_arguments(job, scratch_for(job.output_dir)), beta=dpo.beta, loss_type=[dpo.loss_type])
     trainer = DPOTrainer(
         model=model,
         ref_model=None,
         args=args,
         train_dataset=_as_preference_dataset(pairs),
-        processing_class=load_tokenizer(job.base, job.trust_remote_code),
+        processing_class=load_tokenizer(job.base, job.trust_remote_code, job.chat_template_kwargs),
         peft_config=lora_config(job.training) if job.start_from is None else None,
         callbacks=trainer_callbacks(job, on_step),
     )

@@ -85,10 +85,12 @@ def _judge(run: RunContext, model, cycle: int, prompts: list[str], answers: list
     items = [Item(p, a) for p, a in zip(prompts, answers, strict=True)]
     scores: dict[str, list[float | None]] = {}
     if c.min_coherence is not None:
-        weights = run.weights(cycle - 1)  # full weights have no adapter to switch off: load the base beside them
-        base = model if weights is None or is_adapter(weights) else run.model()
+        # the base: the sampling model with its adapter off; loaded beside full weights, or for a remote backend
+        weights = run.weights(cycle - 1)
+        base = model if model is not None and (weights is None or is_adapter(weights)) else run.model()
         with base_view(base):
-            judged = run.coherence_judge(NllScorer(base, run.tokenizer()))(items)
+            scorer = NllScorer(base, run.tokenizer(), answer_tokens=run.config.generation.max_new_tokens)
+            judged = run.coherence_judge(scorer)(items)
         scores["coherence_score"] = [j.score for j in judged]
     if c.min_trait is not None or c.max_trait is not None:
         scores["trait_score"] = [j.score for j in run.trait_judge(items)]

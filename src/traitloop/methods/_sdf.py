@@ -44,7 +44,7 @@ class Sdf(Method):
         if cycle == 0:
             return [{"text": row["text"], "source": "seed"} for row in seed_rows(run)], {}
         prefixes = run.slices[cycle - 1]
-        model = run.model(run.weights(cycle - 1))
+        model = run.sampling_model(run.weights(cycle - 1))
         what = f"cycle {cycle}: generation {cycle - 1} continues {len(prefixes)} documents"
         continuations, facts = run.sample(model, cycle - 1, prefixes, f"{cycle_dir_name(cycle)}/data", what)
         rows = [

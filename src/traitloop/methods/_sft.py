@@ -69,7 +69,7 @@ class Sft(Method):
         if cycle == 0:
             return seed_rows(run), {}
         prompts = run.slices[cycle - 1]
-        answers, facts = sample_answers(run, run.model(run.weights(cycle - 1)), cycle, prompts)
+        answers, facts = sample_answers(run, run.sampling_model(run.weights(cycle - 1)), cycle, prompts)
         rows = [
             {
                 "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a.pop("answer")}],
@@ -112,9 +112,15 @@ def prompt_completion(conversations: list[Conversation]) -> Dataset:
 def sft_trainer(job: TrainJob, dataset: Dataset, on_step: OnStep | None, completion_only: bool = True) -> SFTTrainer:
     """TRL's SFTTrainer on ``dataset`` for ``job``: prompt-completion rows (loss on the answer), or plain
     ``text`` rows with ``completion_only=False`` (loss on every token)."""
-    tokenizer = load_tokenizer(job.base, job.trust_remote_code)
+    tokenizer = load_tokenizer(job.base, job.trust_remote_code, job.chat_template_kwargs)
     tokenizer.padding_side = "right"
-    args = SFTConfig(**trainer_arguments(job, scratch_for(job.output_dir)), completion_only_loss=completion_only)
+    arguments = trainer_arguments(job, scratch_for(job.output_dir))
+    # padding-free: each batch one flattened sequence, every example masked to itself by transformers from its
+    # position ids. TRL leaves truncation to the caller there, so it is done below exactly as TRL does it padded.
+    padding_free = job.training.collation == "padding_free"
+    if padding_free:
+        arguments["max_length"] = None
+    args = SFTConfig(**arguments, completion_only_loss=completion_only, padding_free=padding_free)
     trainer = SFTTrainer(
         model=trainable_model(job),
         args=args,
@@ -123,4 +129,13 @@ def sft_trainer(job: TrainJob, dataset: Dataset, on_step: OnStep | None, complet
         callbacks=trainer_callbacks(job, on_step),
     )
     trainer.remove_callback(PrinterCallback)  # progress is reported through on_step instead
+    if padding_free:
+        trainer.train_dataset = _truncated(trainer.train_dataset, job.training.max_length)
     return trainer
+
+
+def _truncated(dataset: Dataset, max_length: int) -> Dataset:
+    """Tokenized rows cut to ``max_length`` from the start, rows left with no loss dropped: TRL's truncation of
+    padded batches (``truncation_mode: keep_start``), for padding-free ones."""
+    cut = dataset.map(lambda row: {"input_ids": row["input_ids"][:max_length], "labels": row["labels"][:max_length]})
+    return cut.filter(lambda row: any(label != -100 for label in row["labels"]))

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from traitloop.config import TrainingConfig
-from traitloop.models import CPU_FLOAT32, load_model, resolve_precision
+from traitloop.models import CPU_FLOAT32, Precision, is_adapter, load_model, resolve_precision
 
 OnStep = Callable[[int, int], None]
 
@@ -42,6 +42,9 @@ class TrainJob(BaseModel):
     )
     settings: dict[str, Any] = Field(default_factory=dict, description="The method's own config section.")
     trust_remote_code: bool = False
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Chat template options every conversation is rendered with."
+    )
     report_to: list[str] = Field(default_factory=list)
     log_dir: Path | None = Field(None, description="TensorBoard's folder.")
     device: str = "auto"
@@ -93,20 +96,28 @@ def trainer_arguments(job: TrainJob, scratch: Path) -> dict[str, Any]:
     trainer places the model on that device itself (each launched process on its own GPU) and, for bfloat16,
     computes through autocast while the weights it updates stay float32.
 
-    Under a multi-process launch each process takes its share of ``batch_size``, so a step's global batch
-    (and so the learning-rate schedule) is the same as on one process.
+    ``batch_size`` is a step's global batch: under a multi-process launch each process takes its share, in
+    micro-batches accumulated to a step (``batch_split``), so the learning-rate schedule is the same however
+    the batch is split. Activation checkpointing is on where memory binds (``uses_checkpointing``).
 
     TensorBoard is attached as a callback (so its events land in the run folder); other trackers, such as
     "wandb", go through the trainer's own ``report_to``.
     """
     config = job.training
     precision = resolve_precision(job.device, job.dtype)
+    micro, accumulation = batch_split(config, world_size())
+    checkpointing = uses_checkpointing(config, precision.device)
     return {
         "output_dir": str(scratch / "trainer"),
-        "per_device_train_batch_size": config.batch_size // world_size(),
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": accumulation,
         "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.scheduler,
+        "adam_beta1": config.adam_betas[0],
+        "adam_beta2": config.adam_betas[1],
+        "adam_epsilon": config.adam_eps,
         "num_train_epochs": config.epochs,
+        **({"train_sampling_strategy": "group_by_length"} if config.collation == "length_grouped" else {}),
         "warmup_steps": config.warmup_ratio,
         "max_length": config.max_length,
         "logging_steps": 1,
@@ -116,13 +127,29 @@ def trainer_arguments(job: TrainJob, scratch: Path) -> dict[str, Any]:
         "data_seed": job.seed,
         "disable_tqdm": True,
         "use_cpu": precision.device.type == "cpu",
-        # TRL defaults to bf16 and activation checkpointing, which suit a GPU; on a CPU without bf16 units they
-        # make training several times slower, and a 135M model's activations fit in memory anyway.
         "bf16": precision.dtype == torch.bfloat16,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": checkpointing,
+        # Non-reentrant checkpointing needs no input that requires grad: with LoRA the embeddings are frozen.
+        **({"activation_checkpointing_kwargs": {"use_reentrant": False}} if checkpointing else {}),
         "dataloader_num_workers": 0,
         "include_num_input_tokens_seen": "non_padding",  # the exact volume each cycle trained on
     }
+
+
+def batch_split(config: TrainingConfig, processes: int) -> tuple[int, int]:
+    """(micro-batch per process, accumulation steps) that make ``batch_size`` (times the older
+    ``gradient_accumulation_steps``) examples per optimizer step across ``processes``: the configured
+    micro-batch, or each process's whole share in one pass. The loop sets ``micro_batch_size`` from the memory
+    plan on a GPU before the job starts."""
+    share = config.batch_size // processes
+    micro = config.micro_batch_size or share
+    return micro, share // micro * config.gradient_accumulation_steps
+
+
+def uses_checkpointing(config: TrainingConfig, device: torch.device) -> bool:
+    """Whether training recomputes activations: as configured, else on a GPU (where memory binds) and not on a
+    CPU (where TRL's default checkpointing only makes a small model's training several times slower)."""
+    return config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
 
 
 def lora_config(config: TrainingConfig):
@@ -138,16 +165,34 @@ def lora_config(config: TrainingConfig):
     )
 
 
+def frozen_precision(job: TrainJob) -> Precision:
+    """Where and in what dtype the weights that stay frozen are held: the run's dtype on this process's device
+    (a 4B model's frozen base in bfloat16 is 8 GB, not fp32's 16 GB plus an autocast copy). Weights that train
+    (LoRA's, or all of them with ``full_finetune``) stay float32: PEFT keeps an adapter in fp32 beside a bf16
+    base, and the trainer updates fp32 master weights."""
+    if job.training.full_finetune:
+        return CPU_FLOAT32  # every weight trains: fp32 master weights, moved to the device by the trainer
+    precision = resolve_precision(job.device, job.dtype)
+    if precision.device.type == "cuda":  # each launched process on its own GPU
+        return Precision(torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))), precision.dtype)
+    return precision
+
+
 def trainable_model(job: TrainJob):
     """The model to train: the previous weights when continuing, else a fresh seeded LoRA (or the full base).
-    Loaded in float32 on the CPU: the trainer moves it to its device and keeps these as master weights."""
-    from peft import get_peft_model
+    The frozen base in the run's dtype on its device (``frozen_precision``); with ``quantization: 4bit`` in
+    NF4, prepared for k-bit training (QLoRA)."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    load = {"trainable": True, "trust_remote_code": job.trust_remote_code, "precision": CPU_FLOAT32}
-    if job.start_from is not None:
-        return load_model(job.base, job.start_from, **load)
-    model = load_model(job.base, **load)
-    if job.training.full_finetune:
+    load = {"trainable": True, "trust_remote_code": job.trust_remote_code, "precision": frozen_precision(job),
+            "quantization": job.training.quantization}  # fmt: skip
+    adapter = job.start_from is not None and is_adapter(job.start_from)
+    model = load_model(job.base, None if adapter else job.start_from, **load)  # the base, or full weights
+    if job.training.quantization:
+        model = prepare_model_for_kbit_training(model, uses_checkpointing(job.training, model.device))
+    if adapter:
+        return PeftModel.from_pretrained(model, str(job.start_from), is_trainable=True)
+    if job.start_from is not None or job.training.full_finetune:
         return model
     torch.manual_seed(job.seed)  # LoRA's A matrices are random: seed them so a re-run is identical
     return get_peft_model(model, lora_config(job.training))

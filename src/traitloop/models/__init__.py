@@ -5,10 +5,18 @@ May import: config, io, errors, _atomic.
 """
 
 from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
-from traitloop.models._load import base_view, is_adapter, load_model, load_tokenizer
+from traitloop.models._load import (
+    applied_template_options,
+    base_view,
+    is_adapter,
+    load_model,
+    load_tokenizer,
+    quantized,
+)
 from traitloop.models._registry import REGISTRY, cache_dir, gguf_path, is_cached, pull, resolve_model
 
 __all__ = [
+    "applied_template_options",
     "CPU_FLOAT32",
     "REGISTRY",
     "Precision",
@@ -21,6 +29,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "pull",
+    "quantized",
     "resolve_device",
     "resolve_model",
     "resolve_precision",

@@ -109,9 +109,9 @@ def run_ray(jobs: list[RunJob], options: RayOptions, on_outcome: Callable[[RunOu
         return
     ray, started_here = _start_ray(options)
     try:
-        task = ray.remote(num_cpus=options.num_cpus_per_run, num_gpus=options.num_gpus_per_run, max_retries=0)(
-            execute_run
-        )
+        gpus = options.gpus_per_run(ray.cluster_resources().get("GPU", 0.0))
+        check_processes_fit(jobs, gpus)
+        task = ray.remote(num_cpus=options.num_cpus_per_run, num_gpus=gpus, max_retries=0)(execute_run)
         threads = max(1, round(options.num_cpus_per_run))
         pending = {task.remote(_with_threads(job, threads)): job for job in jobs}
         while pending:
@@ -125,6 +125,18 @@ def run_ray(jobs: list[RunJob], options: RayOptions, on_outcome: Callable[[RunOu
     finally:
         if started_here:
             ray.shutdown()
+
+
+def check_processes_fit(jobs: list[RunJob], gpus_per_run: float) -> None:
+    """Refuse a run whose training launches more processes (one per GPU) than the GPUs it reserves: they would
+    share GPUs the scheduler thinks are free, or land on GPUs reserved by other runs."""
+    for job in jobs:
+        processes = job.config.get("training", {}).get("processes", 1)
+        if gpus_per_run > 0 and processes > gpus_per_run:
+            raise UserError(
+                f"run {job.name}: training.processes is {processes} but each run reserves {gpus_per_run:g} GPUs "
+                f"(executor.ray.num_gpus_per_run); set num_gpus_per_run to at least {processes}"
+            )
 
 
 def _with_threads(job: RunJob, threads: int) -> RunJob:

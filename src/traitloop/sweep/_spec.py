@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,7 +36,17 @@ class RayOptions(_Strict):
     )
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray traitloop starts (default: all).")
     num_cpus_per_run: float = Field(1.0, gt=0, description="CPUs each run reserves; also its torch thread count.")
-    num_gpus_per_run: float = Field(0.0, ge=0, description="GPUs each run reserves (1 = one run per GPU).")
+    num_gpus_per_run: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="GPUs each run reserves (1 = one run per GPU; 0.5 = two runs share one). auto: one GPU per "
+        "run where the cluster has GPUs, none where it has not.",
+    )
+
+    def gpus_per_run(self, cluster_gpus: float) -> float:
+        """What each run reserves on a cluster with ``cluster_gpus`` GPUs."""
+        if self.num_gpus_per_run == "auto":
+            return 1.0 if cluster_gpus > 0 else 0.0
+        return float(self.num_gpus_per_run)
 
 
 class ExecutorOptions(_Strict):
