@@ -88,7 +88,7 @@ def test_cli_verdict_prints_paired_tests_and_takes_the_rate_cutoffs(two_settings
     assert result.exit_code == 0, result.output
     assert "paired tests over questions" in result.output and "│ gen 0 │" in result.output
     result = runner.invoke(app, ["verdict", str(two_settings[2]), "--json", "--trait-at-least", "60"])
-    assert '"trait_at_least": 60.0' in result.output and '"paired_tests": [' in result.output
+    assert '"rate": "trait>=60,coherence>=50"' in result.output and '"paired_tests": [' in result.output
     assert '"rate_mean": 0.0' in result.output  # coherence 90 passes, but the decayed trait stays under 60
 
 

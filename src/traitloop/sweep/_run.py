@@ -128,6 +128,34 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
                 judge_kind(spec).trait_judge(spec, load_trait(trait), get_method(method).chat)
 
 
+def is_sweep_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / SWEEP_FILE).is_file()
+
+
+def report_folders(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The run folders to report on: a run folder as given, a sweep folder as its evaluated runs; and the fields
+    the sweeps among them set, in their files' order."""
+    folders: list[Path] = []
+    fields: list[str] = []
+    for path in map(Path, paths):
+        found, grid = sweep_runs(path) if is_sweep_folder(path) else ([path], [])
+        folders, fields = [*folders, *found], [*fields, *(name for name in grid if name not in fields)]
+    return folders, fields
+
+
+def sweep_runs(folder: Path) -> tuple[list[Path], list[str]]:
+    """A sweep folder's runs that have a current evaluation, in grid order, and the fields its grid (and its
+    extra runs) set, in the sweep file's order: the axes a report lays its runs out by."""
+    sweep = load_sweep(folder)
+    found = [
+        sweep.run_folder(run) for run in sweep.runs
+        if is_run_folder(sweep.run_folder(run)) and open_run_folder(sweep.run_folder(run)).current_generations()
+    ]  # fmt: skip
+    if not found:
+        raise UserError(f"no run of the sweep in {folder} has an evaluation yet (traitloop sweep status {folder})")
+    return found, list(dict.fromkeys([*sweep.spec.grid, *(key for extra in sweep.spec.include for key in extra)]))
+
+
 def _last_trait(run: RunFolder | None) -> str:
     """The latest generation's trait mean and 95% CI, from current evaluations only."""
     for cycle in reversed(run.current_generations() if run else []):
