@@ -1,7 +1,8 @@
 """Running a sweep and reading its state: which runs are finished, which failed and why, how far each got.
 
 The sweep folder holds ``sweep.yaml`` (the sweep with its base inlined, so the folder stands alone),
-``runs/<run>/`` (ordinary run folders), ``logs/<run>.log`` and ``sweep.json`` (each run's last outcome).
+``runs/<run>/`` (ordinary run folders), ``shared/`` (what runs share: the base model's evaluation, made once for
+all runs with the same inputs), ``logs/<run>.log`` and ``sweep.json`` (each run's last outcome).
 A run counts as finished when its folder holds the same config and its last evaluation is done; finished runs
 are skipped, the others are handed to the executor, and ``traitloop.run`` resumes them where they stopped.
 """
@@ -20,7 +21,7 @@ import yaml
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.rundir import CONFIG_FILE, RunFolder, config_stages, is_run_folder, open_run_folder
+from traitloop.rundir import CONFIG_FILE, SHARED, RunFolder, config_stages, is_run_folder, open_run_folder
 from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
 from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
 
@@ -64,9 +65,11 @@ class _StateWriter:
 
 
 def _job(sweep: Sweep, run: PlannedRun) -> RunJob:
+    """A run's job: its folder and log, and the sweep's store of shared stages (runs with the same base model,
+    questions, judges and evaluation settings evaluate the base model once between them)."""
     folder = sweep.run_folder(run).resolve()
     log = (sweep.folder / "logs" / f"{run.name}.log").resolve()
-    return RunJob(run.name, config_to_dict(run.config), folder, log)
+    return RunJob(run.name, config_to_dict(run.config), folder, log, shared=(sweep.folder / SHARED).resolve())
 
 
 def run_sweep(
