@@ -14,7 +14,7 @@ from scipy import stats
 from synthetic_runs import write_eval_set, write_run, write_sweep
 from typer.testing import CliRunner
 
-from traitloop.analysis import Thresholds, analyze_run, compare_two_runs, load_run, parse_rate
+from traitloop.analysis import Thresholds, analyze_run, compare_runs, compare_two_runs, load_run, parse_rate
 from traitloop.cli import app, console
 from traitloop.errors import UserError
 
@@ -215,3 +215,13 @@ def test_a_fall_on_four_questions_that_is_not_significant_says_so(tmp_path: Path
     result = invoke("report", str(folder))
     assert "run on four: decayed, not significant (study's rule: decayed)" in " ".join(result.output.split())
     assert "study's rule: decayed" in (folder / "report.html").read_text()
+
+
+def test_a_field_holding_a_list_can_be_an_axis(tmp_path: Path) -> None:
+    runs = [
+        load_run(write_run(tmp_path / name, [15.0, 20.0, 21.0], report_to=trackers))
+        for name, trackers in (("none", []), ("tensorboard", ["tensorboard"]))
+    ]
+    comparison = compare_runs(runs)
+    assert comparison.axes == ["report_to"]
+    assert [cell.label for cell in comparison.grid] == ["report_to=[]", 'report_to=["tensorboard"]']

@@ -62,15 +62,20 @@ def choose_grid_axes(axes: list[str], chosen: Sequence[str] | None) -> list[str]
 def value_text(value: Any) -> str:
     """A field's value as a label shows it: numbers as written, a path by its file name, the rest as JSON."""
     if isinstance(value, str):
-        return PurePath(value).name if "/" in value else value
+        return PurePath(value).name if "/" in value and not value.startswith(("[", "{")) else value
     if isinstance(value, float):
         return f"{value:g}"
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else str(value)
 
 
 def axis_values(config: ExperimentConfig, axes: Sequence[str]) -> dict[str, Any]:
+    """A run's value of each of ``axes``; a list or mapping as its JSON text, so that values can key a grid."""
     flat = flat_fields(config)
-    return {name: flat.get(name) for name in axes}
+    return {name: _hashable(flat.get(name)) for name in axes}
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, list | dict) else value
 
 
 def label_of(values: dict[str, Any]) -> str:

@@ -190,7 +190,7 @@ def runs_table(
             "git_hash": run.manifest.get("environment", {}).get("git_hash"),
         }
         for axis, value in axis_values(run.config, axes).items():
-            identity.setdefault(axis, json.dumps(value) if isinstance(value, list | dict) else value)
+            identity.setdefault(axis, value)
         identity |= {"rate_rule": thresholds.rate, **(extra[i] if i < len(extra) else {})}
         records += [identity | row for row in cycle_rows(run, thresholds)]
     table = pd.DataFrame.from_records(records)

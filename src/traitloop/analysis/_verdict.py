@@ -38,7 +38,10 @@ class Thresholds(BaseModel):
         if not isinstance(data, dict) or not {"trait_at_least", "coherence_at_least"} & data.keys():
             return data
         if "rate" in data:
-            raise UserError("give the thresholded rate as rate, or as trait_at_least/coherence_at_least, not both")
+            raise UserError(
+                "give the thresholded rate as a rule (--rate) or as its >= cutoffs (--trait-at-least, "
+                "--coherence-at-least), not both"
+            )
         data = dict(data)
         trait, coherence = data.pop("trait_at_least", 50.0), data.pop("coherence_at_least", 50.0)
         return data | {"rate": f"trait>={trait:g},coherence>={coherence:g}"}
