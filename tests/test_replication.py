@@ -35,7 +35,7 @@ def test_every_replication_sweep_is_valid():
         assert len(runs) == (8 if name == "grid" else 3) and {r.config.cycles for r in runs} == {4}
 
 
-@pytest.mark.slow  # 8 tiny runs: 8 minutes measured on 2 busy shared cores
+@pytest.mark.slow  # 8 tiny runs: 5 to 8 minutes measured on 2 busy shared cores
 def test_smoke_table_has_every_setting_and_names_missing_runs(tmp_path):
     table = replicate(tmp_path)
     rows: dict[str, str] = {}  # the settings table comes first; later tables reuse some names
