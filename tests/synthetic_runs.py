@@ -8,9 +8,12 @@ generation's ``metrics.json`` with its ``training`` block.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from traitloop._atomic import atomic_write_json, atomic_write_text, write_jsonl
 from traitloop.config import parse_config
@@ -132,3 +135,29 @@ def attractor_chain(start: float, intercept: float, slope: float, cycles: int) -
     for _ in range(cycles):
         values.append(intercept + slope * values[-1])
     return values
+
+
+def write_sweep(
+    folder: Path,
+    grid: dict[str, list],
+    trait: Callable[[dict, int], list[float]],
+    seeds: tuple[int, ...] = (0,),
+    noise: float = 2.0,
+    **config: object,
+) -> Path:
+    """A sweep folder as ``traitloop sweep`` leaves it: its ``sweep.yaml`` (the grid, then the seed) and one
+    synthetic run folder per combination under ``runs/``, named as the sweep names them, each with the trait
+    trajectory ``trait(values, seed)`` gives (base model first) and the rest of its config from ``config``."""
+    from traitloop.sweep import run_name
+
+    full = {**grid, "seed": list(seeds)}
+    spec = {"name": folder.name, "base": {"trait": "lucky"}, "grid": full}
+    atomic_write_text(folder / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
+    for combination in itertools.product(*full.values()):
+        values = dict(zip(full, combination, strict=True))
+        settings = {key: value for key, value in values.items() if key != "seed"}
+        write_run(
+            folder / "runs" / run_name(values), trait(settings, values["seed"]), noise=noise, seed=values["seed"],
+            **settings, **config,
+        )  # fmt: skip
+    return folder

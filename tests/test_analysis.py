@@ -155,15 +155,17 @@ def test_run_verdict_from_a_run_folder(tmp_path: Path) -> None:
     assert verdict.git_hash == "0" * 40
 
 
-def test_replicates_are_grouped_by_everything_but_the_seed(tmp_path: Path) -> None:
+def test_replicates_are_grouped_by_everything_but_the_seed_and_named_by_what_differs(tmp_path: Path) -> None:
     runs = [load_run(write_run(tmp_path / f"s{s}", [10.0, *AMPLIFYING], seed=s)) for s in range(3)]
     runs.append(load_run(write_run(tmp_path / "flat", [10.0, *CONSTANT], regime="continual")))
     comparison = compare_runs(runs)
+    assert comparison.axes == ["regime"]  # the seed makes replicates, not an axis
     groups = {g.setting: g for g in comparison.replication}
-    assert groups["lucky sft-reinit"].runs == ["s0", "s1", "s2"]
-    assert groups["lucky sft-reinit"].amplified == 3
-    assert groups["lucky sft-continual"].verdicts == ["stable"]
-    assert [s.setting for s in comparison.settings] == ["lucky sft-reinit", "lucky sft-continual"]
+    assert groups["regime=reinit"].runs == ["s0", "s1", "s2"]
+    assert groups["regime=reinit"].amplified == 3
+    assert groups["regime=continual"].verdicts == ["stable"]
+    assert [s.setting for s in comparison.settings] == ["regime=reinit", "regime=continual"]
+    assert compare_runs(runs[:3]).runs[0].setting == "lucky sft-reinit"  # replicates alone: no field differs
 
 
 def test_load_runs_gives_one_row_per_run_and_generation(tmp_path: Path) -> None:

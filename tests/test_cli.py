@@ -58,6 +58,7 @@ def test_status_of_a_folder_that_is_not_a_run(tmp_path):
     [
         (["judge", "--trait", "lucky", "-i", "{tmp}/rows.jsonl"], "--output is needed to write the scores"),
         (["status", "{tmp}"], "is not a traitloop run folder"),
+        (["compare", "{tmp}", "{tmp}"], "is not a traitloop run folder"),
         (["models", "pull", "nosuch"], "unknown model 'nosuch'"),
         (["sweep", "{tmp}/nowhere.yaml"], "file not found"),
         (["trait", "validate", "{tmp}/nosuch"], "no trait at"),

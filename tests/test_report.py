@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from synthetic_runs import attractor_chain, record_stages, write_eval_set, write_run
+from synthetic_runs import attractor_chain, record_stages, write_eval_set, write_run, write_sweep
 from typer.testing import CliRunner
 
 from traitloop.analysis import load_eval_sets, load_run, write_report
@@ -88,7 +88,7 @@ def test_cli_verdict_prints_paired_tests_and_takes_the_rate_cutoffs(two_settings
     assert result.exit_code == 0, result.output
     assert "paired tests over questions" in result.output and "│ gen 0 │" in result.output
     result = runner.invoke(app, ["verdict", str(two_settings[2]), "--json", "--trait-at-least", "60"])
-    assert '"trait_at_least": 60.0' in result.output and '"paired_tests": [' in result.output
+    assert '"rate": "trait>=60,coherence>=50"' in result.output and '"paired_tests": [' in result.output
     assert '"rate_mean": 0.0' in result.output  # coherence 90 passes, but the decayed trait stays under 60
 
 
@@ -205,10 +205,11 @@ BLANK_CELLS = """() => Array.from(document.querySelectorAll('td'))
 @pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("TRAITLOOP_REQUIRE_BROWSER"), reason="Debian chromium not installed"
 )
-@pytest.mark.parametrize("kind", ["comparison", "short run"])
+@pytest.mark.parametrize("kind", ["comparison", "short run", "sweep", "two runs"])
 def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Path], tmp_path: Path, kind: str) -> None:
     """At 1366 px no table scrolls sideways, and every cell without a value says why (too few cycles, no
-    replicates, not recorded), for a comparison with every section and for a run too short for most tests."""
+    replicates, not recorded), for a comparison with every section, a run too short for most tests, a 2 × 2 sweep
+    (its grid, and a verdict that is not significant) and two runs compared question by question."""
     from playwright.sync_api import sync_playwright
 
     if kind == "comparison":
@@ -224,6 +225,15 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
         write_eval_set(with_projections, "a-question-file-with-a-long-name@multi_turn", {None: 15.0})
         runs = [load_run(f) for f in [*two_settings, with_projections]]
         eval_sets = load_eval_sets(with_projections)
+    elif kind == "sweep":
+        chain = lambda values, seed: [15.0, *attractor_chain(20.0 + values["seed_examples"] / 4, 10.0, 0.8, 4)]  # noqa: E731
+        sweep = write_sweep(tmp_path / "sweep", {"seed_examples": [16, 64], "samples_per_cycle": [16, 64]}, chain,
+                            seeds=(0, 1), evaluation={"bootstrap_resamples": 200})  # fmt: skip
+        folders = sorted(p for p in (sweep / "runs").iterdir())
+        write_eval_set(folders[0], "four-questions", {None: 50.0, 0: 50.0, 1: 30.0}, questions=4)
+        runs, eval_sets = [load_run(f) for f in folders], load_eval_sets(folders[0])
+    elif kind == "two runs":
+        runs, eval_sets = [load_run(two_settings[0]), load_run(two_settings[2])], []
     else:
         runs, eval_sets = [load_run(write_run(tmp_path / "short", [15.0, 40.0]))], []  # base and generation 0 only
     report = write_report(runs, tmp_path / "report.html", eval_sets=eval_sets)
@@ -237,7 +247,10 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
         assert page.evaluate(OVERFLOW) == []
         assert page.evaluate(BLANK_CELLS) == []
         assert page.locator("#verdicts td").count() > 0 and page.locator("#replication td").count() > 0
-        assert page.locator("#eval-sets tr").count() == (3 if kind == "comparison" else 0)  # header and 2 sets
+        sets = {"comparison": 3, "sweep": 2}.get(kind, 0)
+        assert page.locator("#eval-sets tr").count() == sets  # a header and each set
+        assert page.locator("#grid td").count() > 0 if kind in ("comparison", "sweep", "two runs") else True
+        assert page.locator("#between tr").count() == (1 + 2 * 6 if kind == "two runs" else 0)  # trait, coherence
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"report-1366-{kind.replace(' ', '-')}.png"), full_page=False)
         browser.close()
@@ -245,6 +258,8 @@ def test_report_fits_a_laptop_screen_and_no_cell_is_blank(two_settings: list[Pat
     if kind == "short run":
         assert "n/a: needs generation 1" in html and "n/a: no replicates: one run with this config" in html
         assert "n/a: needs 3 self-trained cycles" in html and "tokens not recorded" in html
-    else:
+    elif kind == "sweep":
+        assert "decayed, not significant" in html and "Grid: seed_examples × samples_per_cycle" in html
+    elif kind == "comparison":
         assert "11,520 tokens" in html and "prompt projection [95% CI]" in html
         assert "n/a: only the base model evaluated" in html and "n/a: generation 0 not evaluated" in html

@@ -35,6 +35,8 @@ def test_ray_runs_a_2x2_grid_on_a_local_ray_and_reports_the_broken_run(tiny_mode
     assert "seed_examples is 500 but" in outcomes["seed_examples=500"].error
     for name in grid:
         assert (output / "runs" / name / "summary.csv").is_file()
+    entries = [p for p in (output / "shared").iterdir() if p.is_dir()]
+    assert len(entries) == 2  # one base evaluation per seed (the seed sets its sampling), not one per run
     assert sorted(row["state"] for row in sweep_status(output)) == ["failed"] + ["finished"] * 4
 
 

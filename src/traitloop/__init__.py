@@ -12,8 +12,8 @@ _FROM = {
     "UserError": "traitloop.errors",
     "load_runs": "traitloop.analysis",
     **dict.fromkeys(
-        ("eval_set_verdicts", "evaluate", "judge_agreement", "judge_file", "list_models", "load_config", "pull_model",
-         "report", "run", "status", "verdict"),
+        ("compare", "eval_set_verdicts", "evaluate", "judge_agreement", "judge_file", "list_models", "load_config",
+         "pull_model", "report", "run", "status", "verdict"),
         "traitloop.api",
     ),
 }  # fmt: skip

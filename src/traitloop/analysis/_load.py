@@ -7,6 +7,7 @@ statistics that pair cycles question by question (idempotence, attractor fit) ca
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from traitloop.analysis._axes import axis_values, swept_fields
+from traitloop.analysis._rate import rate_hit
 from traitloop.analysis._verdict import Thresholds
 from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
@@ -69,14 +72,12 @@ class RunResults:
         return self._summarize(rows, self.values(measure, rows))
 
     def thresholded_rate(self, cycle: int | None, thresholds: Thresholds) -> ScoreSummary:
-        """Share of one generation's answers with trait ≥ T and coherence ≥ C (answers missing either score
-        left out), as a mean of per-question shares with the same question bootstrap as the scores."""
+        """Share of one generation's answers meeting every condition of ``thresholds.rate`` (answers missing a
+        score it needs left out), as a mean of per-question shares with the same question bootstrap as the scores."""
         rows = self.rows(cycle)
-        hits = [
-            None if trait is None or coherence is None
-            else float(trait >= thresholds.trait_at_least and coherence >= thresholds.coherence_at_least)
-            for trait, coherence in zip(self.values("trait", rows), self.values("coherence", rows), strict=True)
-        ]  # fmt: skip
+        conditions = thresholds.conditions
+        columns = {c.measure: self.values(c.measure, rows) for c in conditions}
+        hits = [rate_hit(conditions, {m: values[i] for m, values in columns.items()}) for i in range(len(rows))]
         return self._summarize(rows, hits)
 
     def _summarize(self, rows: pd.DataFrame, values: list[float | None]) -> ScoreSummary:
@@ -142,11 +143,6 @@ def load_eval_sets(folder: Path | str) -> list[RunResults]:
     return [_results(run, name) for name in run.eval_sets() if run.current_generations(name)]
 
 
-def setting_of(run: RunResults) -> str:
-    """The label runs are grouped and coloured by in comparisons: trait, method and regime."""
-    return f"{run.config.trait} {run.config.method}-{run.config.regime}"
-
-
 def replicate_key(run: RunResults) -> str:
     """Runs whose configs differ only in ``seed`` (and name) share this key: they are replicates."""
     fields = run.config.model_dump(mode="json", exclude={"seed", "name"})
@@ -156,7 +152,7 @@ def replicate_key(run: RunResults) -> str:
 def cycle_rows(run: RunResults, thresholds: Thresholds | None = None) -> list[dict[str, Any]]:
     """One row per generation (base first): the run's summary row (every measure's mean, CI, standard error and
     counts, the answer signals, what the generation was trained on; None where a run did not record it), and
-    the thresholded rate (trait ≥ T and coherence ≥ C) that analysis is asked for."""
+    the thresholded rate (by the rule ``thresholds.rate``) that analysis is asked for."""
     thresholds = thresholds or Thresholds()
     resamples, seed = run.config.evaluation.bootstrap_resamples, run.config.seed
     rows = []
@@ -168,11 +164,18 @@ def cycle_rows(run: RunResults, thresholds: Thresholds | None = None) -> list[di
     return rows
 
 
-def runs_table(runs: list[RunResults]) -> pd.DataFrame:
-    """One row per (run, eval set, generation) with the run's identifying settings; ``cycle`` is <NA> for the base
-    model, ``eval_set`` None for the run's main evaluation."""
+def runs_table(
+    runs: list[RunResults],
+    thresholds: Thresholds | None = None,
+    axes: Sequence[str] = (),
+    extra: Sequence[dict[str, Any]] = (),
+) -> pd.DataFrame:
+    """One row per (run, eval set, generation) with the run's identifying settings, its value of each swept field
+    in ``axes`` (lists as JSON), the rate rule and ``extra[i]``'s columns on run i's rows (its verdict); ``cycle``
+    is <NA> for the base model, ``eval_set`` None for the run's main evaluation."""
+    thresholds = thresholds or Thresholds()
     records = []
-    for run in runs:
+    for i, run in enumerate(runs):
         identity = {
             "run": run.name,
             "eval_set": run.eval_set,
@@ -186,12 +189,17 @@ def runs_table(runs: list[RunResults]) -> pd.DataFrame:
             "model": run.config.model,
             "git_hash": run.manifest.get("environment", {}).get("git_hash"),
         }
-        records += [identity | row for row in cycle_rows(run)]
+        for axis, value in axis_values(run.config, axes).items():
+            identity.setdefault(axis, value)
+        identity |= {"rate_rule": thresholds.rate, **(extra[i] if i < len(extra) else {})}
+        records += [identity | row for row in cycle_rows(run, thresholds)]
     table = pd.DataFrame.from_records(records)
     table["cycle"] = table["cycle"].astype("Int64")
     return table
 
 
 def load_runs(folders: list[Path | str]) -> pd.DataFrame:
-    """Per-(run, generation) statistics across many run folders, as one pandas DataFrame for your own analysis."""
-    return runs_table([load_run(folder) for folder in folders])
+    """Per-(run, generation) statistics across many run folders, as one pandas DataFrame for your own analysis,
+    with a column for each config field the runs vary."""
+    runs = [load_run(folder) for folder in folders]
+    return runs_table(runs, axes=swept_fields([run.config for run in runs]))

@@ -16,6 +16,7 @@ from scipy import stats
 
 BASE_MODEL = "base model"
 GENERATION_0 = "generation 0"
+ALPHA = 0.05  # a change is beyond noise when its Holm-corrected p is below this and its CI excludes 0
 
 
 class PairedTest(BaseModel):
@@ -26,7 +27,7 @@ class PairedTest(BaseModel):
     Holm-corrected over every paired test of the run. ``note`` says why a value is missing.
     """
 
-    generation: int
+    generation: int | None
     reference: str
     n_questions: int
     mean_difference: float | None
@@ -61,7 +62,7 @@ def rank_biserial(differences: np.ndarray) -> float:
 
 
 def paired_test(
-    generation: int, reference: str, scores: pd.Series, reference_scores: pd.Series, resamples: int, seed: int
+    generation: int | None, reference: str, scores: pd.Series, reference_scores: pd.Series, resamples: int, seed: int
 ) -> PairedTest:
     """Wilcoxon signed-rank test of ``scores`` against ``reference_scores`` (per-question means indexed by
     question), over the questions present in both; zero differences are dropped, as Wilcoxon proposed."""
@@ -117,3 +118,33 @@ def paired_tests(question_means: dict[int | None, pd.Series], resamples: int, se
     for test, adjusted in zip(tests, holm([t.p_value for t in tests]), strict=True):
         test.p_holm = adjusted
     return tests
+
+
+class Significance(BaseModel):
+    """Is the change a verdict's threshold test found beyond noise? The paired test of the same difference: the
+    generation the passing test looked at against generation 0, over questions, Holm-corrected with the run's
+    other paired tests. ``significant`` is None where there is no such test (``note`` says why)."""
+
+    generation: int | None = None
+    mean_difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_holm: float | None = None
+    significant: bool | None = None
+    note: str | None = None
+
+
+def significance(tests: list[PairedTest], generation: int, rising: bool) -> Significance:
+    """Whether ``generation``'s paired test against generation 0 shows a change in the direction the verdict
+    claims (``rising``: up): Holm p below ``ALPHA`` and a CI that does not reach 0."""
+    test = next((t for t in tests if t.reference == GENERATION_0 and t.generation == generation), None)
+    if test is None:
+        return Significance(generation=generation, note=f"no paired test of generation {generation} against 0")
+    found = Significance(
+        generation=generation, mean_difference=test.mean_difference, ci_low=test.ci_low, ci_high=test.ci_high,
+        p_holm=test.p_holm, note=test.note,
+    )  # fmt: skip
+    if test.p_holm is None or test.ci_low is None or test.ci_high is None:
+        return found.model_copy(update={"note": test.note or "not tested"})
+    beyond_zero = test.ci_low > 0 if rising else test.ci_high < 0
+    return found.model_copy(update={"significant": bool(test.p_holm < ALPHA and beyond_zero)})

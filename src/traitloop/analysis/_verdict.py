@@ -8,23 +8,52 @@ published choices: Δ = 15 points, slope s = 1.67 points per cycle, late cycles 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator, model_validator
 from scipy import stats
 
 from traitloop.analysis._bootstrap import resampled_cycle_means
+from traitloop.analysis._paired import PairedTest, Significance, significance
+from traitloop.analysis._rate import DEFAULT_RATE, Condition, parse_rate, rate_text
+from traitloop.errors import UserError
 
 
 class Thresholds(BaseModel):
-    """The thresholds of the amplification tests, and of the thresholded rate (the share of answers with
-    trait ≥ ``trait_at_least`` and coherence ≥ ``coherence_at_least``); reported with every verdict."""
+    """The thresholds of the amplification tests, and the rule of the thresholded rate (the share of answers
+    meeting every condition of ``rate``, e.g. ``trait<30,coherence>50``); reported with every verdict.
+
+    ``trait_at_least`` and ``coherence_at_least`` are still accepted, for ``rate="trait>=T,coherence>=C"``.
+    """
 
     delta: float = 15.0
     slope: float = 1.67
     late_cycle: int = 4
-    trait_at_least: float = 50.0
-    coherence_at_least: float = 50.0
+    rate: str = DEFAULT_RATE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_cutoffs(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not {"trait_at_least", "coherence_at_least"} & data.keys():
+            return data
+        if "rate" in data:
+            raise UserError(
+                "give the thresholded rate as a rule (--rate) or as its >= cutoffs (--trait-at-least, "
+                "--coherence-at-least), not both"
+            )
+        data = dict(data)
+        trait, coherence = data.pop("trait_at_least", 50.0), data.pop("coherence_at_least", 50.0)
+        return data | {"rate": f"trait>={trait:g},coherence>={coherence:g}"}
+
+    @field_validator("rate")
+    @classmethod
+    def _normalised(cls, rate: str) -> str:
+        return rate_text(parse_rate(rate))  # a bad rule is a UserError naming its bad part
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return parse_rate(self.rate)
 
 
 class Test(BaseModel):
@@ -173,3 +202,29 @@ def label(amplification: list[Test], decay: list[Test]) -> str:
     if any(t.passed for t in decay):
         return "decayed"
     return "stable"
+
+
+NOT_SIGNIFICANT = "not significant"
+
+
+def noise_aware_label(
+    study: str,
+    amplification: list[Test],
+    cycles: list[int],
+    tests: list[PairedTest],
+    means: list[float],
+    thresholds: Thresholds,
+) -> tuple[str, Significance]:
+    """The study's label, qualified when its paired test does not bear it out: "decayed, not significant" where
+    the threshold test passed but the paired test of the same difference (the last generation, or for test (c)
+    alone the late cycle that passed it, against generation 0) has Holm p >= 0.05 or a CI reaching 0. Δ = 15
+    was set for the study's sample sizes; on a few questions it passes on noise."""
+    if study not in ("amplified", "decayed"):
+        return study, Significance(note=f"{study}: no change to test")
+    if not cycles or cycles[0] != 0:
+        return study, Significance(note="generation 0 not evaluated: no paired test of the change")
+    position = len(means) - 1
+    if study == "amplified" and not (amplification[0].passed or amplification[1].passed):  # test (c) alone
+        position = thresholds.late_cycle + int(np.argmax(means[thresholds.late_cycle :]))
+    found = significance(tests, cycles[position], rising=study == "amplified")
+    return (f"{study}, {NOT_SIGNIFICANT}" if found.significant is False else study), found

@@ -1,13 +1,13 @@
 """The Python API, mirroring the CLI: ``run``, ``status``, ``evaluate``, ``judge_file``, ``report``, ``verdict``,
-``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``, ``validate_trait``,
-``list_traits``, ``new_pool``, ``import_pool``; and ``load_config`` / ``parse_config``, which check a config as a
-run does. One module per concern; the names are all here.
+``compare``, ``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``,
+``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``; and ``load_config`` / ``parse_config``, which
+check a config as a run does. One module per concern; the names are all here.
 
 May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure, methods, loop,
 author, analysis, sweep.
 """
 
-from traitloop.api._analysis import eval_set_verdicts, report, verdict
+from traitloop.api._analysis import compare, eval_set_verdicts, report, verdict
 from traitloop.api._authoring import import_pool, list_traits, new_pool, new_trait, validate_trait
 from traitloop.api._experiments import (
     calibrate,
@@ -26,6 +26,7 @@ from traitloop.api._judging import judge_agreement, judge_file
 
 __all__ = [
     "calibrate",
+    "compare",
     "eval_set_verdicts",
     "evaluate",
     "import_pool",

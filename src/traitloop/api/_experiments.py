@@ -15,7 +15,7 @@ from traitloop.config import ExperimentConfig, default_run_folder
 from traitloop.errors import UserError
 from traitloop.loop import check_config, evaluate_run, question_sets, quiet_libraries, run_experiment, suite_questions
 from traitloop.models import REGISTRY, is_cached, pull
-from traitloop.rundir import RunFolder, generation_label, generations, open_run_folder
+from traitloop.rundir import RunFolder, generation_label, generations, open_run_folder, parse_generations
 from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
 from traitloop.sweep import sweep_status as sweep_status
@@ -77,21 +77,6 @@ def evaluate(
     chosen = parse_generations(generations) if isinstance(generations, str) else generations
     evaluate_run(Path(run_dir), sets, chosen, force=force, console=console)
     return Path(run_dir) / "evals"
-
-
-def parse_generations(text: str) -> list[int | None] | None:
-    """``all`` (None: every current generation) or a comma-separated list such as ``base,0,3``."""
-    if text.strip() == "all":
-        return None
-    chosen: list[int | None] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part == "base":
-            chosen.append(None)
-        elif part.isdigit():
-            chosen.append(int(part))
-        else:
-            raise UserError(f"bad --generations {text!r}: expected 'all' or a list such as base,0,3")
-    return chosen
 
 
 def _stage_state(run: RunFolder, stage: str) -> str:

@@ -1,6 +1,6 @@
-"""The ``traitloop`` command line: run | status | eval | judge | report | verdict | sweep | calibrate | trait | pool |
-models; thin calls into the API. This module holds the app, its groups and the one place a ``UserError`` is
-said; the commands live in one module per concern.
+"""The ``traitloop`` command line: run | status | eval | judge | report | verdict | compare | sweep | calibrate |
+trait | pool | models; thin calls into the API. This module holds the app, its groups and the one place a
+``UserError`` is said; the commands live in one module per concern.
 
 May import: config, io, errors, rundir, analysis, sweep, api.
 """
@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from traitloop.cli._analysis import report, verdict
 from traitloop.cli._authoring import pool_import, pool_new, trait_list, trait_new, trait_validate
+from traitloop.cli._compare import compare
 from traitloop.cli._judge import judge
 from traitloop.cli._models import models_list, models_pull
 from traitloop.cli._run import eval_, run, status
@@ -52,6 +53,7 @@ app.command("eval")(eval_)
 app.command("judge")(judge)
 app.command("report")(report)
 app.command("verdict")(verdict)
+app.command("compare")(compare)
 app.command("calibrate")(calibrate)
 
 models_app = typer.Typer(help="Models traitloop can use without a model hub.", no_args_is_help=True)

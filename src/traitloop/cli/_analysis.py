@@ -1,4 +1,4 @@
-"""Reading finished runs: ``report`` and ``verdict`` (with the other eval sets' table)."""
+"""Reading finished runs: ``report`` (of runs or a sweep folder) and ``verdict`` (with the other eval sets' table)."""
 
 from __future__ import annotations
 
@@ -9,60 +9,78 @@ import typer
 from rich.table import Table
 
 from traitloop.cli._shared import api, cell, console
+from traitloop.cli._tables import eval_sets_table, paired_table
 
 if TYPE_CHECKING:
     from traitloop.analysis import RunVerdict, Thresholds
 
 
 def _thresholds(
-    delta: float, slope: float, late_cycle: int, trait_at_least: float, coherence_at_least: float
-) -> Thresholds:
-    """The verdict's thresholds from the options ``report`` and ``verdict`` share."""
+    delta: float, slope: float, late_cycle: int, rate: str | None, trait_at_least: float | None,
+    coherence_at_least: float | None,
+) -> Thresholds:  # fmt: skip
+    """The verdict's thresholds from the options ``report`` and ``verdict`` share (a bad rate is a UserError
+    naming its bad part); ``--trait-at-least``/``--coherence-at-least`` are the ≥ rule's shorthand."""
     from traitloop.analysis import Thresholds
 
-    return Thresholds(
-        delta=delta,
-        slope=slope,
-        late_cycle=late_cycle,
-        trait_at_least=trait_at_least,
-        coherence_at_least=coherence_at_least,
-    )
+    cutoffs = {"rate": rate, "trait_at_least": trait_at_least, "coherence_at_least": coherence_at_least}
+    given = {key: value for key, value in cutoffs.items() if value is not None}
+    return Thresholds.model_validate({"delta": delta, "slope": slope, "late_cycle": late_cycle, **given})
 
 
 Delta = Annotated[float, typer.Option(help="Points the trait must rise to count as amplified.")]
 Slope = Annotated[float, typer.Option(help="Mean prefix slope (points/cycle) that counts as amplified.")]
 LateCycle = Annotated[int, typer.Option(help="First cycle test (c) looks at.")]
-TraitAtLeast = Annotated[float, typer.Option(help="Thresholded rate: an answer counts with trait >= this.")]
-CoherenceAtLeast = Annotated[float, typer.Option(help="Thresholded rate: ... and coherence >= this.")]
+Rate = Annotated[
+    str | None,
+    typer.Option(help="Thresholded rate: the share of answers meeting every condition, e.g. 'trait<30,coherence>50' "
+                 "(default trait>=50,coherence>=50)."),
+]  # fmt: skip
+TraitAtLeast = Annotated[float | None, typer.Option(help="Shorthand for --rate 'trait>=T,coherence>=50'.")]
+CoherenceAtLeast = Annotated[float | None, typer.Option(help="Shorthand for --rate 'trait>=50,coherence>=C'.")]
+
+
+def _verdict_line(verdict: RunVerdict) -> str:
+    rule = "" if verdict.verdict == verdict.study_verdict else f" (study's rule: {verdict.study_verdict})"
+    return f"[bold]{verdict.verdict}[/]{rule}"
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to compare.")],
+    runs: Annotated[list[Path], typer.Argument(help="One run folder, several to compare, or a sweep folder.")],
     compare: Annotated[bool, typer.Option(help="Side-by-side report even for one run.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write.")] = None,
+    axes: Annotated[
+        str | None, typer.Option(help="The one or two swept fields the grid is laid out by, e.g. seed_examples,cycles.")
+    ] = None,
     delta: Delta = 15.0,
     slope: Slope = 1.67,
     late_cycle: LateCycle = 4,
-    trait_at_least: TraitAtLeast = 50.0,
-    coherence_at_least: CoherenceAtLeast = 50.0,
+    rate: Rate = None,
+    trait_at_least: TraitAtLeast = None,
+    coherence_at_least: CoherenceAtLeast = None,
 ) -> None:
-    """Write an HTML report with the verdict, statistics, plots and a sample browser."""
-    thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
-    written = api().report(runs, output=output, compare=compare, thresholds=thresholds)
+    """Write an HTML report with the verdict, statistics, plots and a sample browser; over runs that vary some
+    config field (a sweep), a grid by those fields."""
+    thresholds = _thresholds(delta, slope, late_cycle, rate, trait_at_least, coherence_at_least)
+    grid_axes = [a.strip() for a in axes.split(",") if a.strip()] if axes else None
+    written = api().report(runs, output=output, compare=compare, thresholds=thresholds, axes=grid_axes)
     for verdict in [*written.comparison.runs, *written.comparison.eval_sets]:
         where = "" if verdict.eval_set is None else f" on {verdict.eval_set}"
-        console.print(f"{verdict.run}{where}: [bold]{verdict.verdict}[/]", highlight=False)
+        console.print(f"{verdict.run}{where}: {_verdict_line(verdict)}", highlight=False)
     console.print(f"report: {written.html}\nplots: {written.plots[0].parent}\ntable: {written.table}")
+    if written.grid_table:
+        console.print(f"grid over {' × '.join(written.comparison.grid_axes)}: {written.grid_table}", highlight=False)
 
 
 def verdict(
     run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print the full verdict as JSON.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="The full verdict as JSON, every eval set included.")] = False,
     delta: Delta = 15.0,
     slope: Slope = 1.67,
     late_cycle: LateCycle = 4,
-    trait_at_least: TraitAtLeast = 50.0,
-    coherence_at_least: CoherenceAtLeast = 50.0,
+    rate: Rate = None,
+    trait_at_least: TraitAtLeast = None,
+    coherence_at_least: CoherenceAtLeast = None,
     eval_set: Annotated[
         str | None,
         typer.Option("--eval-set", help="The verdict on this eval set (e.g. broad, broad@multi_turn) in full."),
@@ -70,58 +88,29 @@ def verdict(
 ) -> None:
     """Did the trait amplify, decay or stay put? Each test with its value and threshold, and the paired tests;
     then one line per other eval set (suite, context, question file) the run's generations were asked."""
-    thresholds = _thresholds(delta, slope, late_cycle, trait_at_least, coherence_at_least)
+    thresholds = _thresholds(delta, slope, late_cycle, rate, trait_at_least, coherence_at_least)
     result = api().verdict(run_dir, thresholds, eval_set)
-    others = [] if eval_set else api().eval_set_verdicts(run_dir, thresholds)
     if json_:
         print(result.model_dump_json(indent=2))
         return
     where = "" if eval_set is None else f" on eval set {eval_set}"
-    table = Table(title=f"{result.run} ({result.setting}){where}: {result.verdict}")
+    table = Table(title=f"{result.run} ({result.setting}){where}: {_verdict_line(result)}")
     for column in ("test", "value", "threshold", "passed"):
         table.add_column(column)
     for test in result.amplification_tests + result.decay_tests:
         value = "n/a" if test.value is None else f"{test.value:.2f}"
         table.add_row(test.name, value, f"{test.threshold:g}", {True: "yes", False: "no", None: "n/a"}[test.passed])
     console.print(table)
-    paired = Table(title="paired tests over questions (trait, Wilcoxon signed-rank, Holm-corrected)")
-    for column in ("gen", "vs", "n", "mean diff [95% CI]", "r_rb", "p", "Holm p"):
-        paired.add_column(column, no_wrap=True)
-    for t in result.paired_tests:
-        difference = (
-            "n/a" if t.mean_difference is None else f"{t.mean_difference:.1f} [{t.ci_low:.1f}, {t.ci_high:.1f}]"
-        )
-        p_values = [cell(t.p_value, ".2g"), cell(t.p_holm, ".2g")]
-        paired.add_row(
-            str(t.generation),
-            t.reference.replace("generation", "gen").removesuffix(" model"),
-            str(t.n_questions),
-            difference,
-            cell(t.rank_biserial, ".2f"),
-            *p_values,
-        )
-    console.print(paired)
-    if others:
-        console.print(_eval_sets_table(others))
-
-
-def _eval_sets_table(verdicts: list[RunVerdict]) -> Table:
-    """One line per eval set: its verdict, the trait of the base model, generation 0 and the last generation,
-    and the last generation's paired test against generation 0."""
-    from traitloop.analysis import evaluated_generations
-
-    table = Table(title="other eval sets (traitloop verdict --eval-set NAME for one in full)")
-    for column in ("eval set", "generations", "verdict", "trait: base / gen 0 / last", "last - gen 0 (Holm p)"):
-        table.add_column(column)
-    for v in verdicts:
-        by_cycle = {row["cycle"]: row for row in v.cycles if row["n_answers"]}
-        last = v.cycles[-1] if v.cycles[-1]["cycle"] is not None else {}
-        means = " / ".join(
-            cell((row or {}).get("trait_mean"), ".1f") for row in (by_cycle.get(None), by_cycle.get(0), last)
-        )
-        test = next((t for t in reversed(v.paired_tests) if t.reference == "generation 0"), None)
-        change = "n/a" if test is None or test.mean_difference is None else (
-            f"{test.mean_difference:+.1f} ({cell(test.p_holm, '.2g')})"
+    found = result.significance
+    if found.generation is not None:
+        difference = "n/a" if found.mean_difference is None else (
+            f"{found.mean_difference:+.1f} [{cell(found.ci_low, '+.1f')}, {cell(found.ci_high, '+.1f')}]"
         )  # fmt: skip
-        table.add_row(v.eval_set, evaluated_generations(v), v.verdict, means, change)
-    return table
+        console.print(
+            f"the change behind it: generation {found.generation} - generation 0 = {difference}, Holm p "
+            f"{cell(found.p_holm, '.2g')}: {'beyond noise' if found.significant else 'not significant'}",
+            highlight=False,
+        )
+    console.print(paired_table(result))
+    if result.eval_sets:
+        console.print(eval_sets_table(result.eval_sets))

@@ -42,6 +42,7 @@ from traitloop.rundir import (
     Manifest,
     RunFolder,
     RunLock,
+    SharedStages,
     content_hash,
     cycle_dir_name,
     environment,
@@ -128,12 +129,19 @@ def _write_run_header(run: Run) -> None:
 
 
 def run_experiment(
-    config: ExperimentConfig, output: Path, force: bool = False, console: Console | None = None
+    config: ExperimentConfig,
+    output: Path,
+    force: bool = False,
+    console: Console | None = None,
+    shared: Path | None = None,
 ) -> pd.DataFrame:
-    """Run (or resume) an experiment into ``output`` and return its per-cycle summary table."""
+    """Run (or resume) an experiment into ``output`` and return its per-cycle summary table. ``shared``: a store
+    of stages runs share (a sweep's ``shared/``), from which the base model's evaluation is taken when another
+    run made it with the same inputs, or where it is put for the others once made."""
     console = console or Console()
     quiet_libraries()
     run = _open_run(config, output, console)
+    run.shared = SharedStages(shared) if shared is not None else None
     output.mkdir(parents=True, exist_ok=True)
     with RunLock(output) as lock:
         if lock.taken_over:

@@ -24,6 +24,7 @@ from traitloop.rundir import (
     TRAIN,
     WEIGHTS,
     Manifest,
+    SharedStages,
     cycle_dir_name,
     eval_set_of,
     planned_stages,
@@ -50,6 +51,7 @@ class Run:
     console: Console
     progress: StageProgress
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)  # by name: the config's, then traitloop eval's
+    shared: SharedStages | None = None  # a sweep's store: the base model's evaluations, made once for its runs
 
     def eval_set(self, stage: str) -> EvalSet:
         """What an evaluation stage asks: the main evaluation, or the eval set its name says."""

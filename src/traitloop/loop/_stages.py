@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from traitloop._atomic import atomic_write_json, write_jsonl
@@ -23,6 +24,7 @@ from traitloop.rundir import (
     METRICS_FILE,
     TRAIN_DATA,
     TRAINING_FACTS,
+    SharedStages,
     content_hash,
     cycle_dir_name,
     stage_folder,
@@ -31,12 +33,29 @@ from traitloop.rundir import (
 METRICS_SCHEMA_VERSION = 2  # 2: training.tokens, training.steps and the method's own facts
 
 
-def run_stage(run: Run, stage: str, upstream: dict[str, str], outputs: list[str], work) -> dict[str, Any]:
-    """Run ``work()`` unless the stage is already done with these inputs; return the stage's record."""
+def run_stage(
+    run: Run, stage: str, upstream: dict[str, str], outputs: list[str], work, shared: SharedStages | None = None
+) -> dict[str, Any]:
+    """Run ``work()`` unless the stage is already done with these inputs; return the stage's record. With
+    ``shared``, a stage another run made with the same inputs is taken from there, or made and put there."""
     folder = run.folder / stage_folder(stage)
     inputs = {"config": config_inputs(run, stage), "upstream": upstream}
     if run.manifest.is_done(stage, inputs, folder):
         return run.manifest.stages[stage]
+    if shared is None:
+        return _make(run, stage, inputs, outputs, work, folder)
+    with shared.claim(stage, inputs) as entry:
+        record = entry.record()
+        if record is None:
+            entry.publish(folder, _make(run, stage, inputs, outputs, work, folder))
+        else:
+            entry.take(folder, record)
+            run.manifest.stages[stage] = record  # as the run that made it recorded it
+            run.manifest.save()
+    return run.manifest.stages[stage]
+
+
+def _make(run: Run, stage: str, inputs: dict[str, Any], outputs: list[str], work, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
     facts = {**stage_precision(run, stage), **(work() or {})}  # device, dtype: facts, not inputs
     hashes = {name: content_hash(folder / name) for name in outputs}
@@ -160,9 +179,11 @@ def evaluate_generation_stages(run: Run, cycle: int | None, eval_sets: list[Eval
     upstream = (
         {"judges": run.judge_ids} if cycle is None else {"weights": run.weights_hash(cycle), "judges": run.judge_ids}
     )
+    shared = run.shared if cycle is None else None  # the base model's answers are the same in every run
     found = []
     for eval_set in eval_sets:
         stage = eval_set.stage(cycle)
-        run_stage(run, stage, upstream, [EVAL_FILE, METRICS_FILE], lambda s=eval_set: evaluate_stage(run, cycle, s))
+        make = lambda s=eval_set: evaluate_stage(run, cycle, s)  # noqa: E731
+        run_stage(run, stage, upstream, [EVAL_FILE, METRICS_FILE], make, shared)
         found.append(json.loads((run.folder / stage_folder(stage) / METRICS_FILE).read_text()))
     return found

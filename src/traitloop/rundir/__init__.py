@@ -1,5 +1,5 @@
-"""The run folder, the only state of a run: its layout, its manifest and records, its summary, its lock, and
-which of its stages are current for its config.
+"""The run folder, the only state of a run: its layout, its manifest and records, its summary, its lock, which
+of its stages are current for its config, and the store of stages several runs share (a sweep's base evaluation).
 
 It is the one authority on a run folder: the loop writes through it; methods, analysis, sweeps and the API
 read runs through it, never by globbing folders or spelling file names.
@@ -30,6 +30,7 @@ from traitloop.rundir._layout import (
     eval_set_stage,
     generation_label,
     generations,
+    parse_generations,
     planned_stages,
     stage_cycle,
     stage_folder,
@@ -50,6 +51,7 @@ from traitloop.rundir._manifest import (
     value_hash,
 )
 from traitloop.rundir._records import EVAL_SCHEMA_VERSION, EvalRecord
+from traitloop.rundir._shared import SHARED, SharedStages
 from traitloop.rundir._summary import MEASURES, TRAINING_FACTS, generation_row, present, summary_rows
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "MEASURES",
     "METRICS_FILE",
     "SAMPLES_FILE",
+    "SHARED",
     "STAGE_KINDS",
     "SUMMARY_FILE",
     "SUPERSEDED",
@@ -76,6 +79,7 @@ __all__ = [
     "Manifest",
     "RunFolder",
     "RunLock",
+    "SharedStages",
     "check_version",
     "config_stages",
     "content_hash",
@@ -90,6 +94,7 @@ __all__ = [
     "is_run_folder",
     "open_run_folder",
     "outputs_intact",
+    "parse_generations",
     "planned_stages",
     "present",
     "refuse_if_held",

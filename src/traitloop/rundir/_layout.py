@@ -9,6 +9,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from traitloop.errors import UserError
+
 BASE = "base"
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -33,6 +35,21 @@ UPSTREAM_SOURCES = {
 def generations(cycles: int) -> list[int | None]:
     """Every generation of a run with ``cycles`` cycles, in order: the base model (None), then 0 to ``cycles``."""
     return [None, *range(cycles + 1)]
+
+
+def parse_generations(text: str) -> list[int | None] | None:
+    """``all`` (None: every current generation) or a comma-separated list such as ``base,0,3``."""
+    if text.strip() == "all":
+        return None
+    chosen: list[int | None] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "base":
+            chosen.append(None)
+        elif part.isdigit():
+            chosen.append(int(part))
+        else:
+            raise UserError(f"bad --generations {text!r}: expected 'all' or a list such as base,0,3")
+    return chosen
 
 
 def cycle_dir_name(cycle: int) -> str:

@@ -8,7 +8,7 @@ analysis.
 
 from traitloop.sweep._calibrate import Calibration, Probe, calibrate, search_seed_examples
 from traitloop.sweep._executors import RunOutcome
-from traitloop.sweep._run import is_finished, run_sweep, sweep_status
+from traitloop.sweep._run import is_finished, is_sweep_folder, report_folders, run_sweep, sweep_runs, sweep_status
 from traitloop.sweep._spec import PlannedRun, RayOptions, Sweep, SweepConfig, load_sweep, run_name
 
 __all__ = [
@@ -22,8 +22,11 @@ __all__ = [
     "Sweep",
     "SweepConfig",
     "is_finished",
+    "is_sweep_folder",
     "load_sweep",
     "run_name",
+    "report_folders",
     "run_sweep",
+    "sweep_runs",
     "sweep_status",
 ]

@@ -4,13 +4,13 @@ Amplification is easiest to see from a middling start: a trait already near 100 
 0 may never take hold. So before a sweep, ``calibrate`` binary-searches ``seed_examples`` with probe runs that
 stop after cycle 0, assuming the trait mean rises with the number of seed conversations (true on average;
 individual probes are noisy, which is why every probe's CI is kept). Each probe is an ordinary run folder
-named by its ``seed_examples``, so a re-run reuses finished probes instead of training them again, and a new
-probe copies the base model's evaluation from a finished one (the engine re-checks that its inputs match).
+named by its ``seed_examples``, so a re-run reuses finished probes instead of training them again, and the probes
+evaluate the base model once between them (in the output folder's ``shared/``, as a sweep's runs do, so a sweep
+written there after the calibration takes it too).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from rich.console import Console
 from traitloop._atomic import atomic_write_json
 from traitloop.config import ExperimentConfig, config_to_dict, parse_config
 from traitloop.errors import UserError
-from traitloop.rundir import BASE, MANIFEST_FILE, Manifest, is_run_folder, open_run_folder
+from traitloop.rundir import SHARED, open_run_folder
 from traitloop.sweep._executors import RunJob, execute_run
 from traitloop.sweep._run import is_finished
 
@@ -81,21 +81,6 @@ def _probe_config(config: ExperimentConfig, seed_examples: int) -> ExperimentCon
     return parse_config({**config_to_dict(config), "cycles": 0, "seed_examples": seed_examples, "name": name}, name)
 
 
-def _share_base_eval(probes: Path, target: Path) -> None:
-    """Start a new probe with a finished probe's base-model evaluation: it does not depend on the seed size."""
-    if target.exists():
-        return
-    for source in sorted(p for p in probes.iterdir() if is_run_folder(p)) if probes.is_dir() else []:
-        probe = open_run_folder(source)
-        if probe.generation_current(None):
-            stage = f"{BASE}/eval"
-            shutil.copytree(source / BASE, target / BASE)
-            shared = Manifest(target / MANIFEST_FILE)
-            shared.stages[stage] = probe.manifest.stages[stage]
-            shared.save()
-            return
-
-
 def _read_probe(folder: Path, seed_examples: int, reused: bool) -> Probe:
     metrics = open_run_folder(folder).metrics(0)
     trait = metrics["trait"] if metrics else {"mean": None}
@@ -110,9 +95,8 @@ def _run_probe(config: ExperimentConfig, probes: Path, seed_examples: int, conso
     if is_finished(folder, probe):
         found = _read_probe(folder, seed_examples, reused=True)
     else:
-        _share_base_eval(probes, folder)
         log = probes.parent / "logs" / f"calibration-{probe.name}.log"
-        outcome = execute_run(RunJob(probe.name, config_to_dict(probe), folder, log))
+        outcome = execute_run(RunJob(probe.name, config_to_dict(probe), folder, log, shared=probes.parent / SHARED))
         if outcome.status == "failed":
             raise UserError(f"calibration probe {probe.name} failed: {outcome.error} (log: {log})")
         found = _read_probe(folder, seed_examples, reused=False)

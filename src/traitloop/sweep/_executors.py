@@ -7,6 +7,7 @@ stops the other runs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -32,6 +33,7 @@ class RunJob:
     folder: Path
     log: Path
     threads: int | None = None
+    shared: Path | None = None  # the sweep's store of shared stages (its base evaluation)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def execute_run(job: RunJob) -> RunOutcome:
     with job.log.open("a", encoding="utf-8") as log:
         console = Console(file=log, width=120, force_terminal=False, force_interactive=False)
         try:
-            run_experiment(parse_config(job.config, job.name), job.folder, console=console)
+            run_experiment(parse_config(job.config, job.name), job.folder, console=console, shared=job.shared)
         except Exception as error:  # one failed run must not stop the sweep; the log has the traceback
             log.write(traceback.format_exc())
             return RunOutcome(job.name, "failed", round(time.perf_counter() - started, 1), _describe(error))
@@ -140,4 +142,4 @@ def check_processes_fit(jobs: list[RunJob], gpus_per_run: float) -> None:
 
 
 def _with_threads(job: RunJob, threads: int) -> RunJob:
-    return RunJob(job.name, job.config, job.folder, job.log, threads)
+    return dataclasses.replace(job, threads=threads)

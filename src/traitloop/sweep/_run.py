@@ -1,7 +1,8 @@
 """Running a sweep and reading its state: which runs are finished, which failed and why, how far each got.
 
 The sweep folder holds ``sweep.yaml`` (the sweep with its base inlined, so the folder stands alone),
-``runs/<run>/`` (ordinary run folders), ``logs/<run>.log`` and ``sweep.json`` (each run's last outcome).
+``runs/<run>/`` (ordinary run folders), ``shared/`` (what runs share: the base model's evaluation, made once for
+all runs with the same inputs), ``logs/<run>.log`` and ``sweep.json`` (each run's last outcome).
 A run counts as finished when its folder holds the same config and its last evaluation is done; finished runs
 are skipped, the others are handed to the executor, and ``traitloop.run`` resumes them where they stopped.
 """
@@ -20,7 +21,7 @@ import yaml
 from traitloop._atomic import atomic_write_json, atomic_write_text
 from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.rundir import CONFIG_FILE, RunFolder, config_stages, is_run_folder, open_run_folder
+from traitloop.rundir import CONFIG_FILE, SHARED, RunFolder, config_stages, is_run_folder, open_run_folder
 from traitloop.sweep._executors import RunJob, RunOutcome, run_local, run_ray
 from traitloop.sweep._spec import SWEEP_FILE, PlannedRun, Sweep, load_sweep
 
@@ -64,9 +65,11 @@ class _StateWriter:
 
 
 def _job(sweep: Sweep, run: PlannedRun) -> RunJob:
+    """A run's job: its folder and log, and the sweep's store of shared stages (runs with the same base model,
+    questions, judges and evaluation settings evaluate the base model once between them)."""
     folder = sweep.run_folder(run).resolve()
     log = (sweep.folder / "logs" / f"{run.name}.log").resolve()
-    return RunJob(run.name, config_to_dict(run.config), folder, log)
+    return RunJob(run.name, config_to_dict(run.config), folder, log, shared=(sweep.folder / SHARED).resolve())
 
 
 def run_sweep(
@@ -126,6 +129,34 @@ def warm_caches(configs: list[ExperimentConfig]) -> None:
         if judge_kind(spec).learns_from_trait:  # a judge fit on the trait's files; a server judge has no fit
             with contextlib.suppress(UserError):
                 judge_kind(spec).trait_judge(spec, load_trait(trait), get_method(method).chat)
+
+
+def is_sweep_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / SWEEP_FILE).is_file()
+
+
+def report_folders(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The run folders to report on: a run folder as given, a sweep folder as its evaluated runs; and the fields
+    the sweeps among them set, in their files' order."""
+    folders: list[Path] = []
+    fields: list[str] = []
+    for path in map(Path, paths):
+        found, grid = sweep_runs(path) if is_sweep_folder(path) else ([path], [])
+        folders, fields = [*folders, *found], [*fields, *(name for name in grid if name not in fields)]
+    return folders, fields
+
+
+def sweep_runs(folder: Path) -> tuple[list[Path], list[str]]:
+    """A sweep folder's runs that have a current evaluation, in grid order, and the fields its grid (and its
+    extra runs) set, in the sweep file's order: the axes a report lays its runs out by."""
+    sweep = load_sweep(folder)
+    found = [
+        sweep.run_folder(run) for run in sweep.runs
+        if is_run_folder(sweep.run_folder(run)) and open_run_folder(sweep.run_folder(run)).current_generations()
+    ]  # fmt: skip
+    if not found:
+        raise UserError(f"no run of the sweep in {folder} has an evaluation yet (traitloop sweep status {folder})")
+    return found, list(dict.fromkeys([*sweep.spec.grid, *(key for extra in sweep.spec.include for key in extra)]))
 
 
 def _last_trait(run: RunFolder | None) -> str:
