@@ -1,5 +1,5 @@
-"""Resolving a model name to weights on disk, and loading a base model with a generation's weights onto the
-run's device.
+"""Resolving a model name to weights on disk, reading a model's shape from its config alone (for planning), and
+loading a base model with a generation's weights onto the run's device.
 
 May import: config, io, errors, _atomic.
 """
@@ -7,9 +7,11 @@ May import: config, io, errors, _atomic.
 from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
 from traitloop.models._load import base_view, is_adapter, load_model, load_tokenizer
 from traitloop.models._registry import REGISTRY, cache_dir, gguf_path, is_cached, pull, resolve_model
+from traitloop.models._shape import ModelShape, model_config, model_shape
 
 __all__ = [
     "CPU_FLOAT32",
+    "ModelShape",
     "REGISTRY",
     "Precision",
     "base_view",
@@ -20,6 +22,8 @@ __all__ = [
     "is_cached",
     "load_model",
     "load_tokenizer",
+    "model_config",
+    "model_shape",
     "pull",
     "resolve_device",
     "resolve_model",
