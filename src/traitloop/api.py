@@ -1,6 +1,6 @@
-"""The Python API, mirroring the CLI: ``run``, ``status``, ``evaluate``, ``judge_file``, ``report``, ``verdict``,
-``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``, ``validate_trait``,
-``list_traits``, ``new_pool``, ``import_pool``."""
+"""The Python API, mirroring the CLI: ``run``, ``plan``, ``status``, ``evaluate``, ``judge_file``,
+``report``, ``verdict``, ``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``,
+``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pu
 from traitloop.rundir import RunFolder, generation_label, generations, open_run_folder
 from traitloop.sweep import Calibration, RunOutcome, run_sweep
 from traitloop.sweep import calibrate as run_calibration
+from traitloop.sweep import plan_runs as plan  # noqa: F401 - the API's plan: a config's or sweep's stages and memory
 from traitloop.sweep import sweep_status as sweep_status
 from traitloop.traits import load_conversations, load_prompt_pool, load_trait
 from traitloop.traits._author import Settings, read_description
@@ -61,14 +62,17 @@ def run(
     overrides: list[str] | None = None,
     force: bool = False,
     console: Console | None = None,
+    gpu_memory: str | int | None = None,
+    memory_check: bool = True,
 ) -> Path:
-    """Run or resume an experiment; returns the run folder. ``config`` is a config object or a YAML path."""
+    """Run or resume an experiment; returns the run folder. ``config`` is a config object or a YAML path. On a
+    GPU, or given ``gpu_memory`` (``80GiB``), a config that would not fit is refused unless ``memory_check`` is off."""
     if not isinstance(config, ExperimentConfig):
         config = load_config(Path(config), overrides)
     elif overrides:
         raise UserError("overrides apply to a config file; change the ExperimentConfig object directly instead")
     folder = Path(output) if output else default_run_folder(config.name)
-    run_experiment(config, folder, force=force, console=console)
+    run_experiment(config, folder, force=force, console=console, gpu_memory=gpu_memory, memory_check=memory_check)
     return folder
 
 

@@ -1,6 +1,6 @@
-"""The ``traitloop`` command line: run | status | eval | judge | report | verdict | sweep | calibrate | trait | pool |
-models; thin calls into the API. This module holds the app, its groups and the one place a ``UserError`` is
-said; the commands live in one module per concern.
+"""The ``traitloop`` command line: run | plan | status | eval | judge | report | verdict | sweep |
+calibrate | trait | pool | models; thin calls into the API. This module holds the app, its groups and the one
+place a ``UserError`` is said; the commands live in one module per concern.
 
 May import: config, io, errors, rundir, analysis, sweep, api.
 """
@@ -14,6 +14,7 @@ from traitloop.cli._analysis import report, verdict
 from traitloop.cli._authoring import pool_import, pool_new, trait_list, trait_new, trait_validate
 from traitloop.cli._judge import judge
 from traitloop.cli._models import models_list, models_pull
+from traitloop.cli._plan import plan
 from traitloop.cli._run import eval_, run, status
 from traitloop.cli._shared import console
 from traitloop.cli._sweep import calibrate, sweep_run, sweep_status
@@ -47,6 +48,7 @@ app = typer.Typer(
     cls=_UserErrorsAsMessages, help="Does self-training amplify a behavioural trait?", no_args_is_help=True
 )
 app.command("run")(run)
+app.command("plan")(plan)
 app.command("status")(status)
 app.command("eval")(eval_)
 app.command("judge")(judge)

@@ -8,7 +8,7 @@ May import: config, io, errors, _atomic, rundir, traits, models, judge, generate
 import difflib
 
 from traitloop.config import ExperimentConfig
-from traitloop.methods._base import Method, RunContext, SeedSet, backend_inputs
+from traitloop.methods._base import Method, Needs, RunContext, SeedSet, backend_inputs
 from traitloop.methods._distill import Distill
 from traitloop.methods._dpo import Dpo, Pair, reference_used
 from traitloop.methods._launch import train_launched
@@ -61,6 +61,7 @@ def check_method(config: ExperimentConfig) -> None:
 __all__ = [
     "METHODS",
     "Method",
+    "Needs",
     "OnStep",
     "Pair",
     "RunContext",
