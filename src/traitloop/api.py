@@ -1,4 +1,4 @@
-"""The Python API, mirroring the CLI: ``run``, ``plan``, ``status``, ``evaluate``, ``judge_file``,
+"""The Python API, mirroring the CLI: ``run``, ``plan``, ``status``, ``evaluate``, ``export``, ``judge_file``,
 ``report``, ``verdict``, ``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``,
 ``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``."""
 
@@ -28,6 +28,7 @@ from traitloop.judge import (
     score_rows,
 )
 from traitloop.loop import check_config, evaluate_run, question_sets, quiet_libraries, run_experiment, suite_questions
+from traitloop.loop import export_generation as export  # noqa: F401 - the API's export: a generation as an HF folder
 from traitloop.models import REGISTRY, is_cached, load_model, load_tokenizer, pull, resolve_model
 from traitloop.rundir import RunFolder, generation_label, generations, open_run_folder
 from traitloop.sweep import Calibration, RunOutcome, run_sweep

@@ -1,4 +1,4 @@
-"""The ``traitloop`` command line: run | plan | status | eval | judge | report | verdict | sweep |
+"""The ``traitloop`` command line: run | plan | status | eval | export | judge | report | verdict | sweep |
 calibrate | trait | pool | models; thin calls into the API. This module holds the app, its groups and the one
 place a ``UserError`` is said; the commands live in one module per concern.
 
@@ -14,7 +14,7 @@ from traitloop.cli._analysis import report, verdict
 from traitloop.cli._authoring import pool_import, pool_new, trait_list, trait_new, trait_validate
 from traitloop.cli._judge import judge
 from traitloop.cli._models import models_list, models_pull
-from traitloop.cli._plan import plan
+from traitloop.cli._plan import export, plan
 from traitloop.cli._run import eval_, run, status
 from traitloop.cli._shared import console
 from traitloop.cli._sweep import calibrate, sweep_run, sweep_status
@@ -51,6 +51,7 @@ app.command("run")(run)
 app.command("plan")(plan)
 app.command("status")(status)
 app.command("eval")(eval_)
+app.command("export")(export)
 app.command("judge")(judge)
 app.command("report")(report)
 app.command("verdict")(verdict)

@@ -1,4 +1,5 @@
-"""Before a run: ``plan``, every stage's data and memory, before any work."""
+"""Before and after a run: ``plan`` (every stage's data and memory, before any work) and ``export`` (a
+finished generation as a standalone Hugging Face folder)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,16 @@ def plan(
     refusals = [(one.name, one.refusal()) for one in plans if one.refusal()]
     if refusals:
         raise UserError("; ".join(f"{name}: {why}" if len(plans) > 1 else str(why) for name, why in refusals))
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    generation: Annotated[int, typer.Option(help="The generation (cycle) to export.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The folder to write.")],
+    merge: Annotated[bool, typer.Option(help="Merge the adapter into the base: full weights.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an output folder that is not empty.")] = False,
+) -> None:
+    """Write a finished generation as a standalone Hugging Face folder (its adapter, or merged weights)."""
+    folder = api().export(run_dir, generation, output, merge=merge, force=force)
+    what = "merged weights" if merge else "adapter"
+    console.print(f"generation {generation} ({what}, with the tokenizer): {folder}", highlight=False)

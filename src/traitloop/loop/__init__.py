@@ -1,6 +1,6 @@
 """The cycle engine: one experiment's seed cycle, self-training cycles and evaluations, written to its run
-folder through ``traitloop.rundir``; and a run planned before any work (``plan_run``: every stage's data and
-peak memory, and whether it fits the GPU).
+folder through ``traitloop.rundir``; a run planned before any work (``plan_run``: every stage's data and peak
+memory, and whether it fits the GPU); a finished generation exported as a standalone folder.
 
 ``run_experiment``, ``evaluate_run``, ``check_config`` and the planning are imported on first use, so that
 importing the package does not wait for the engine's and the registries' imports (torch, transformers, TRL).
@@ -19,6 +19,7 @@ _LAZY = {
     "run_experiment": "_engine",
     "evaluate_run": "_engine",
     "check_config": "_check",
+    "export_generation": "_export",
     **dict.fromkeys(("Plan", "plan_run", "largest_micro_batch", "check_memory", "parse_memory"), "_plan"),
     "StagePlan": "_plan_stages",
     "MemoryItem": "_memory",
@@ -32,6 +33,7 @@ __all__ = [
     "check_config",
     "check_memory",
     "evaluate_run",
+    "export_generation",
     "largest_micro_batch",
     "parse_memory",
     "plan_run",

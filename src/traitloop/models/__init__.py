@@ -5,18 +5,21 @@ May import: config, io, errors, _atomic.
 """
 
 from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
+from traitloop.models._export import EXPORT_FILE, export_weights
 from traitloop.models._load import base_view, is_adapter, load_model, load_tokenizer
 from traitloop.models._registry import REGISTRY, cache_dir, gguf_path, is_cached, pull, resolve_model
 from traitloop.models._shape import ModelShape, model_config, model_shape
 
 __all__ = [
     "CPU_FLOAT32",
+    "EXPORT_FILE",
     "ModelShape",
     "REGISTRY",
     "Precision",
     "base_view",
     "cache_dir",
     "dtype_name",
+    "export_weights",
     "gguf_path",
     "is_adapter",
     "is_cached",
