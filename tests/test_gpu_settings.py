@@ -222,3 +222,28 @@ def test_likelihoods_score_answers_as_long_as_the_config_lets_them_be(tiny_model
     capped = NllScorer(model, tokenizer).token_nlls(["Why?"], [answer])[0]
     whole = NllScorer(model, tokenizer, answer_tokens=length).token_nlls(["Why?"], [answer])[0]
     assert len(capped) < 768 and len(whole) == length
+
+
+def test_on_a_gpu_the_micro_batch_the_plan_says_fits_reaches_the_trainer(tiny_model, monkeypatch, tmp_path):
+    """Where the config leaves micro_batch_size open, a GPU run trains at the largest micro-batch its memory plan
+    says fits; a small GPU gets a smaller one (and accumulates to the same batch); the CPU, the whole batch."""
+    from types import SimpleNamespace
+
+    from traitloop.api import parse_config
+    from traitloop.loop._stages import _sized_training
+
+    config = parse_config(tiny_config(tiny_model, training={"batch_size": 16, "max_length": 512, "epochs": 1}))
+    run = SimpleNamespace(config=config, precision=Precision(torch.device("cpu"), torch.float32))
+    assert _sized_training(run, 1).micro_batch_size is None  # the CPU: the whole batch, as always
+    run.precision = Precision(torch.device("cuda"), torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "a simulated GPU")
+    sizes = {}
+    small = 1040 * 2**20  # the tiny model's step needs about 1 GiB, most of it the CUDA context
+    for free in (80 * 2**30, small):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda free=free: (free, 80 * 2**30))
+        sizes[free] = _sized_training(run, 1).micro_batch_size
+    assert sizes[80 * 2**30] == 16 and 1 <= sizes[small] < 16 and 16 % sizes[small] == 0
+    split = batch_split(TrainingConfig(batch_size=16, micro_batch_size=sizes[small]), 1)
+    assert split[0] * split[1] == 16

@@ -1,7 +1,7 @@
-"""The Python API, mirroring the CLI: ``run``, ``status``, ``evaluate``, ``judge_file``, ``report``, ``verdict``,
-``compare``, ``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``, ``new_trait``,
-``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``; and ``load_config`` / ``parse_config``, which
-check a config as a run does. One module per concern; the names are all here.
+"""The Python API, mirroring the CLI: ``run``, ``plan``, ``export``, ``status``, ``evaluate``, ``judge_file``,
+``report``, ``verdict``, ``compare``, ``sweep``, ``sweep_status``, ``calibrate``, ``list_models``, ``pull_model``,
+``new_trait``, ``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``; and ``load_config`` /
+``parse_config``, which check a config as a run does. One module per concern; the names are all here.
 
 May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure, methods, loop,
 author, analysis, sweep.
@@ -23,12 +23,15 @@ from traitloop.api._experiments import (
     sweep_status,
 )
 from traitloop.api._judging import judge_agreement, judge_file
+from traitloop.loop import export_generation as export
+from traitloop.sweep import plan_runs as plan
 
 __all__ = [
     "calibrate",
     "compare",
     "eval_set_verdicts",
     "evaluate",
+    "export",
     "import_pool",
     "judge_agreement",
     "judge_file",
@@ -39,6 +42,7 @@ __all__ = [
     "new_trait",
     "parse_config",
     "parse_generations",
+    "plan",
     "pull_model",
     "report",
     "run",

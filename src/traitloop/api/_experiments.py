@@ -40,14 +40,17 @@ def run(
     overrides: list[str] | None = None,
     force: bool = False,
     console: Console | None = None,
+    gpu_memory: str | int | None = None,
+    memory_check: bool = True,
 ) -> Path:
-    """Run or resume an experiment; returns the run folder. ``config`` is a config object or a YAML path."""
+    """Run or resume an experiment; returns the run folder. ``config`` is a config object or a YAML path. On a
+    GPU, or given ``gpu_memory`` (``80GiB``), a config that would not fit is refused unless ``memory_check`` is off."""
     if not isinstance(config, ExperimentConfig):
         config = load_config(Path(config), overrides)
     elif overrides:
         raise UserError("overrides apply to a config file; change the ExperimentConfig object directly instead")
     folder = Path(output) if output else default_run_folder(config.name)
-    run_experiment(config, folder, force=force, console=console)
+    run_experiment(config, folder, force=force, console=console, gpu_memory=gpu_memory, memory_check=memory_check)
     return folder
 
 

@@ -1,6 +1,6 @@
-"""The ``traitloop`` command line: run | status | eval | judge | report | verdict | compare | sweep | calibrate |
-trait | pool | models; thin calls into the API. This module holds the app, its groups and the one place a
-``UserError`` is said; the commands live in one module per concern.
+"""The ``traitloop`` command line: run | plan | status | eval | export | judge | report | verdict | compare | sweep |
+calibrate | trait | pool | models; thin calls into the API. This module holds the app, its groups and the one
+place a ``UserError`` is said; the commands live in one module per concern.
 
 May import: config, io, errors, rundir, analysis, sweep, api.
 """
@@ -15,6 +15,7 @@ from traitloop.cli._authoring import pool_import, pool_new, trait_list, trait_ne
 from traitloop.cli._compare import compare
 from traitloop.cli._judge import judge
 from traitloop.cli._models import models_list, models_pull
+from traitloop.cli._plan import export, plan
 from traitloop.cli._run import eval_, run, status
 from traitloop.cli._shared import console
 from traitloop.cli._sweep import calibrate, sweep_run, sweep_status
@@ -48,8 +49,10 @@ app = typer.Typer(
     cls=_UserErrorsAsMessages, help="Does self-training amplify a behavioural trait?", no_args_is_help=True
 )
 app.command("run")(run)
+app.command("plan")(plan)
 app.command("status")(status)
 app.command("eval")(eval_)
+app.command("export")(export)
 app.command("judge")(judge)
 app.command("report")(report)
 app.command("verdict")(verdict)

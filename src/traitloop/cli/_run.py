@@ -30,10 +30,19 @@ def run(
     set_: Annotated[list[str], typer.Option("--set", help="Override a field: --set cycles=4")] = [],  # noqa: B006
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (default runs/NAME).")] = None,
     force: Annotated[bool, typer.Option(help="Redo from the first cycle a changed config affects.")] = False,
+    gpu_memory: Annotated[
+        str | None, typer.Option("--gpu-memory", help="Check the plan against this GPU memory (80GiB) instead.")
+    ] = None,
+    no_memory_check: Annotated[
+        bool, typer.Option("--no-memory-check", help="Run even if the plan says a stage will not fit the GPU.")
+    ] = False,
 ) -> None:
-    """Run an experiment, or resume it where it stopped."""
+    """Run an experiment, or resume it where it stopped. On a GPU, a config that will not fit is refused."""
     refuse_if_held(output or _default_output(config, set_))
-    folder = api().run(config, output=output, overrides=set_, force=force, console=console)
+    folder = api().run(
+        config, output=output, overrides=set_, force=force, console=console, gpu_memory=gpu_memory,
+        memory_check=not no_memory_check,
+    )  # fmt: skip
     console.print(f"done: {folder}")
 
 

@@ -42,6 +42,17 @@ class Backend:
     settings: ClassVar[str | None] = None  # its own section under ``generation`` (server, vllm), if any
     adapters_only: ClassVar[bool] = True  # serves each generation as a LoRA adapter on the base model
 
+    def gpu_share(self, generation: GenerationConfig) -> float:
+        """The share of the GPU's memory this backend's engine takes in the run's process for as long as it
+        lives: its settings section's ``gpu_memory_utilization`` (vLLM's), else none (it samples with the run's
+        own model, or on a server elsewhere). What ``traitloop plan`` counts for it."""
+        section = getattr(generation, self.settings) if self.settings else None
+        return float(getattr(section, "gpu_memory_utilization", 0.0))
+
+    def releases_gpu_for_training(self, generation: GenerationConfig) -> bool:
+        """Whether its engine gives its GPU memory back while a generation trains (what the plan counts)."""
+        return False
+
     def check(self, config: ExperimentConfig) -> None:
         """Raise ``ValueError`` for settings this backend cannot use (beyond the registry's own checks)."""
 

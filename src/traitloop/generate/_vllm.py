@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from traitloop.config import ExperimentConfig, VllmSettings
+from traitloop.config import ExperimentConfig, GenerationConfig, VllmSettings
 from traitloop.errors import UserError
 from traitloop.generate._backend import Backend, RemoteEngine
 from traitloop.generate._local import Messages, SamplingParams
@@ -193,6 +193,9 @@ class VllmBackend(Backend):
 
     name = "vllm"
     settings = "vllm"
+
+    def releases_gpu_for_training(self, generation: GenerationConfig) -> bool:
+        return generation.vllm.during_training != "keep"  # it sleeps, or is shut down, while a generation trains
 
     def open(self, config: ExperimentConfig, base: str, dtype: str) -> VllmGenerator:
         return vllm_generator(

@@ -25,6 +25,7 @@ from traitloop.errors import UserError
 from traitloop.loop._check import check_config
 from traitloop.loop._evals import EvalSet, config_eval_sets
 from traitloop.loop._inputs import check_config_unchanged, check_eval_sets_unchanged
+from traitloop.loop._plan import check_memory, gib
 from traitloop.loop._precision import check_gpus, describe_precision, note_precision
 from traitloop.loop._progress import StageProgress, quiet_libraries
 from traitloop.loop._run import Run
@@ -134,14 +135,26 @@ def run_experiment(
     force: bool = False,
     console: Console | None = None,
     shared: Path | None = None,
+    gpu_memory: str | int | None = None,
+    memory_check: bool = True,
 ) -> pd.DataFrame:
     """Run (or resume) an experiment into ``output`` and return its per-cycle summary table. ``shared``: a store
     of stages runs share (a sweep's ``shared/``), from which the base model's evaluation is taken when another
-    run made it with the same inputs, or where it is put for the others once made."""
+    run made it with the same inputs, or where it is put for the others once made.
+
+    On a GPU, or given ``gpu_memory`` (``80GiB``), a run whose plan says a stage will not fit is refused before
+    any work, naming the stage and the settings to change (``memory_check=False`` runs it anyway). On a CPU with
+    no memory given there is nothing to check, and nothing is planned."""
     console = console or Console()
     quiet_libraries()
     run = _open_run(config, output, console)
     run.shared = SharedStages(shared) if shared is not None else None
+    plan = check_memory(config, gpu_memory) if memory_check else None
+    if plan is not None and plan.peak is not None:
+        console.print(
+            f"memory: every stage fits {plan.target.source} ({gib(plan.target.budget or 0)}); the largest, "
+            f"{plan.peak.stage}, about {gib(plan.peak.peak)}"
+        )
     output.mkdir(parents=True, exist_ok=True)
     with RunLock(output) as lock:
         if lock.taken_over:
@@ -222,5 +235,3 @@ def evaluate_run(
                 label = "base model" if cycle is None else f"generation {cycle}"
                 console.print(_cycle_line(metrics, 0.0).rsplit("  (", 1)[0].replace("  ", f"{label} ", 1))
         return _write_summary(run)
-
-

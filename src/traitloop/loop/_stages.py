@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from traitloop._atomic import atomic_write_json, write_jsonl
+from traitloop.config import TrainingConfig
 from traitloop.generate import SamplingParams
 from traitloop.loop._evals import EvalSet
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._inputs import config_inputs
+from traitloop.loop._plan import largest_micro_batch
 from traitloop.loop._precision import stage_precision
 from traitloop.loop._run import Run
-from traitloop.methods import TrainJob, TrainResult, train_job, train_launched
+from traitloop.methods import TrainJob, TrainResult, batch_split, train_job, train_launched, uses_checkpointing
 from traitloop.models import is_adapter
 from traitloop.rundir import (
     BASE,
@@ -75,7 +77,7 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
         base=run.base,
         data=run.folder / label / TRAIN_DATA,
         output_dir=run.weights_dir(cycle),
-        training=run.config.training_for(cycle),
+        training=_sized_training(run, cycle),
         seed=run.stage_seed(f"{label}/train"),
         start_from=start_from,
         trust_remote_code=run.config.trust_remote_code,
@@ -87,7 +89,11 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
     )
     with run.device_for_training(), run.progress.task(f"cycle {cycle}: training", None) as step:
         result = _train_generation(run, job, step.set_total_and_position)
+    micro, accumulation = batch_split(job.training, job.training.processes)
     return {
+        "micro_batch_size": micro,  # how the batch was split: facts, not inputs (the objective is the same)
+        "gradient_accumulation_steps": accumulation,
+        "gradient_checkpointing": uses_checkpointing(job.training, run.precision.device),
         "examples": result.examples,
         "steps": result.steps,
         "tokens": result.tokens,
@@ -98,6 +104,15 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
         "started_from": cycle_dir_name(cycle - 1) if start_from else BASE,
         **result.facts,
     }
+
+
+def _sized_training(run: Run, cycle: int) -> TrainingConfig:
+    """Cycle ``cycle``'s training settings, with the micro-batch the memory plan says fits this GPU where the
+    config leaves it open (on a CPU the whole batch goes at once, as it always has)."""
+    training = run.config.training_for(cycle)
+    if training.micro_batch_size is not None or run.precision.device.type != "cuda":
+        return training
+    return training.model_copy(update={"micro_batch_size": largest_micro_batch(run.config, cycle)})
 
 
 def is_control_seed(run: Run, cycle: int) -> bool:

@@ -8,13 +8,13 @@ May import: config, io, errors, _atomic, rundir, traits, models, judge, generate
 import difflib
 
 from traitloop.config import ExperimentConfig
-from traitloop.methods._base import Method, RunContext, SeedSet, backend_inputs, template_inputs
+from traitloop.methods._base import Method, Needs, RunContext, SeedSet, backend_inputs, template_inputs
 from traitloop.methods._distill import Distill
 from traitloop.methods._dpo import Dpo, Pair, reference_used
 from traitloop.methods._launch import train_launched
 from traitloop.methods._sdf import Sdf
 from traitloop.methods._sft import Sft
-from traitloop.methods._train import OnStep, TrainJob, TrainResult, weights_hash
+from traitloop.methods._train import OnStep, TrainJob, TrainResult, batch_split, uses_checkpointing, weights_hash
 
 METHODS: dict[str, Method] = {method.name: method for method in (Sft(), Dpo(), Sdf(), Distill())}
 
@@ -61,6 +61,7 @@ def check_method(config: ExperimentConfig) -> None:
 __all__ = [
     "METHODS",
     "Method",
+    "Needs",
     "OnStep",
     "Pair",
     "RunContext",
@@ -68,6 +69,7 @@ __all__ = [
     "TrainJob",
     "TrainResult",
     "backend_inputs",
+    "batch_split",
     "check_method",
     "get_method",
     "method_names",
@@ -75,5 +77,6 @@ __all__ = [
     "template_inputs",
     "train_job",
     "train_launched",
+    "uses_checkpointing",
     "weights_hash",
 ]

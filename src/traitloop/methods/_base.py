@@ -40,6 +40,19 @@ class SeedSet:
         return "documents" if self.examples and isinstance(self.examples[0], Document) else "conversations"
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What one cycle of a method asks of memory and data beyond SFT's, for planning a run (``traitloop plan``):
+    the methods know their trainers; the plan only adds up."""
+
+    sequences_per_example: int = 1  # sequences one training example puts in a batch (DPO: chosen and rejected)
+    answers_per_prompt: int = 1  # answers its data stage samples for each prompt (DPO: two)
+    reference_adapter: bool = False  # a frozen second adapter is the loss's reference (DPO continuing k-1)
+    teacher: bool = False  # a frozen teacher model beside the student (distillation)
+    samples_in_training: bool = False  # the student samples its answers inside training; the data stage only
+    # draws prompts (distillation)
+
+
 class RunContext(Protocol):
     """What a method needs from the running experiment: its config and folder, its seed set and prompt slices,
     the models and judges it has resolved, and sampling as a given generation."""
@@ -108,6 +121,10 @@ class Method:
     def for_cycle(self, config: ExperimentConfig, cycle: int) -> Method:
         """The method that makes and trains cycle ``cycle``'s data (itself, unless it seeds another way)."""
         return self
+
+    def needs(self, config: ExperimentConfig, cycle: int) -> Needs:
+        """What cycle ``cycle`` asks of memory and data beyond SFT's (nothing, for SFT-like methods)."""
+        return Needs()
 
     def seed_set(self, trait: TraitSpec, config: ExperimentConfig) -> SeedSet:
         """Chat methods: seed conversations, the prompt pool, and the trait's eval questions."""

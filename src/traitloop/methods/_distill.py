@@ -17,7 +17,7 @@ from transformers import PrinterCallback
 from trl import DistillationConfig, DistillationTrainer
 
 from traitloop.config import DistillConfig, ExperimentConfig
-from traitloop.methods._base import Method, RunContext, sampling_inputs, slice_inputs
+from traitloop.methods._base import Method, Needs, RunContext, sampling_inputs, slice_inputs
 from traitloop.methods._sft import Sft
 from traitloop.methods._train import (
     OnStep,
@@ -41,6 +41,9 @@ class Distill(Method):
 
     def for_cycle(self, config: ExperimentConfig, cycle: int) -> Method:
         return Sft() if cycle == 0 else self
+
+    def needs(self, config: ExperimentConfig, cycle: int) -> Needs:
+        return Needs(teacher=True, samples_in_training=True)
 
     def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         prompts = {k: v for k, v in slice_inputs(run, cycle).items() if k != "generation"}  # sampled in training

