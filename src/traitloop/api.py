@@ -13,6 +13,7 @@ from rich.console import Console
 
 from traitloop import config as _config
 from traitloop._atomic import atomic_write_json, write_jsonl
+from traitloop._progress import Progress
 from traitloop.analysis import Report, RunVerdict, Thresholds, analyze_run, load_eval_sets, load_run, write_report
 from traitloop.author import Settings, default_output, make_writer, read_description, trait_rows, write_generated_pool
 from traitloop.author import import_pool as filter_pool_file
@@ -144,31 +145,22 @@ def status(run_dir: Path) -> list[dict[str, Any]]:
     listed = {row["cycle"] for row in rows}
     for label in run.ignored_generations():  # evaluated generations beyond the config's cycles
         if label not in listed:
-            rows.append(
-                {
-                    "cycle": label,
-                    "data": "",
-                    "train": "",
-                    "eval": "ignored",
-                    "trait": "",
-                    "coherence": "",
-                    "trained": "",
-                }
-            )
+            rows.append({"cycle": label, "data": "", "train": "", "eval": "ignored", "trait": "", "coherence": "",
+                         "trained": ""})  # fmt: skip
     return rows
 
 
-def _judge_pair(spec, trait_spec, model: str, nll_scorer) -> tuple[Judge, Judge]:
+def _judge_pair(spec, trait_spec, model: str, nll_scorer, progress: Progress) -> tuple[Judge, Judge]:
     """The trait and coherence judges one ``--judge`` option names (a server judge scores both)."""
     kind = judge_kind(spec)
-    return kind.trait_judge(spec, trait_spec, chat=True), kind.coherence_judge(spec, nll_scorer, model)
+    return kind.trait_judge(spec, trait_spec, True, progress), kind.coherence_judge(spec, nll_scorer, model)
 
 
 def _score_file(
-    trait: str, input: Path, model: str, judges: list[str], api_key_env: str | None
+    trait: str, input: Path, model: str, judges: list[str], api_key_env: str | None, console: Console | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows of ``input`` scored by every judge: the first judge's scores in the usual columns and, with
-    several judges, each judge's scores under ``judgements[label]``."""
+    """Rows of ``input`` scored by every judge, each judge's progress shown on ``console``: the first judge's
+    scores in the usual columns and, with several judges, each judge's scores under ``judgements[label]``."""
     spec = load_trait(trait)
     specs = [parse_judge_option(j, api_key_env) for j in judges]
     rows, items = read_items(input)
@@ -184,7 +176,8 @@ def _score_file(
     labels = [judge_label(s) for s in specs]
     for index, (label, judge_spec) in enumerate(zip(labels, specs, strict=True)):
         scores: list[dict[str, Any]] = [{} for _ in rows]
-        score_rows(scores, items, *_judge_pair(judge_spec, spec, model, nll_scorer))
+        progress = Progress(console)
+        score_rows(scores, items, *_judge_pair(judge_spec, spec, model, nll_scorer, progress), progress, label)
         for row, by_this_judge in zip(rows, scores, strict=True):
             if len(specs) > 1:
                 row.setdefault("judgements", {})[label] = by_this_judge
@@ -200,13 +193,15 @@ def judge_file(
     model: str = "smollm2-135m-instruct",
     judges: list[str] | None = None,
     api_key_env: str | None = None,
+    console: Console | None = None,
 ) -> int:
     """Score every row of ``input`` for trait and coherence; write ``output``; return the number of rows.
 
     ``judges`` are ``embedded`` (default; ``model`` is the base model of its coherence judge) or
     ``openai:MODEL@URL`` server judges, whose API key is read from the environment variable ``api_key_env``.
+    Progress goes to ``console``: a bar on a terminal, a plain line now and then elsewhere.
     """
-    rows, _ = _score_file(trait, input, model, judges or ["embedded"], api_key_env)
+    rows, _ = _score_file(trait, input, model, judges or ["embedded"], api_key_env, console)
     write_jsonl(output, rows)
     return len(rows)
 
@@ -279,12 +274,13 @@ def judge_agreement(
     output: Path | None = None,
     model: str = "smollm2-135m-instruct",
     api_key_env: str | None = None,
+    console: Console | None = None,
 ) -> list[Agreement]:
     """Score ``input`` with two or more judges and compare each later judge with the first, for trait and
     coherence: Spearman correlation, mean absolute difference, Bland-Altman bias and limits of agreement."""
     if len(judges) < 2:
         raise UserError("judge agreement needs at least two judges, e.g. --judge embedded,openai:MODEL@URL")
-    rows, labels = _score_file(trait, input, model, judges, api_key_env)
+    rows, labels = _score_file(trait, input, model, judges, api_key_env, console)
     if output is not None:
         write_jsonl(output, rows)
     results = []
@@ -329,10 +325,10 @@ def new_trait(
     max_rounds: int | None = None,
     max_requests: int | None = None,
     say: Callable[[str], None] = lambda _: None,
+    console: Console | None = None,
 ) -> tuple[Path, Any]:
     """Write a trait folder from a description, or around a seed set (``traitloop trait new``); returns the
-    folder and its report."""
-
+    folder and its report. Writing and judging show their progress on ``console``."""
     described = (description is not None) + (from_file is not None)
     if described > 1 or described == 0 and seed_file is None:
         raise UserError(
@@ -340,7 +336,7 @@ def new_trait(
         )
     text = read_description(Path(from_file)) if from_file is not None else description
     judge_spec = parse_judge_option(judge, api_key_env)
-    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
+    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache, progress=Progress(console))
     folder = Path(output) if output else Path("traits") / name
     report = author_trait(
         name,
@@ -364,11 +360,15 @@ def new_trait(
 
 
 def validate_trait(
-    target: str | Path, output: Path | None = None, pool: str | Path | None = None, pool_field: str | None = None
+    target: str | Path,
+    output: Path | None = None,
+    pool: str | Path | None = None,
+    pool_field: str | None = None,
+    console: Console | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Validate a trait folder (``traitloop trait validate``) and save ``validation.json``."""
-
-    report = validate(target, pool, pool_field)
+    """Validate a trait folder (``traitloop trait validate``), its progress shown on ``console``, and save
+    ``validation.json``."""
+    report = validate(target, pool, pool_field, progress=Progress(console))
     path = Path(output) if output else default_output(target)
     atomic_write_json(path, report)
     return report, path
@@ -376,7 +376,6 @@ def validate_trait(
 
 def list_traits(folders: list[Path] | None = None) -> list[dict[str, Any]]:
     """Built-in traits and the given trait folders, with sizes and versions (``traitloop trait list``)."""
-
     return trait_rows(folders)
 
 
@@ -389,12 +388,10 @@ def new_pool(
     cache: Path | None = None,
 ) -> Any:
     """An LLM-written prompt pool over categories (``traitloop pool new``), written with its provenance."""
-
     writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
     return write_generated_pool(writer, output, size, categories)
 
 
 def import_pool(source: Path, output: Path, field: str | None = None) -> Any:
     """Filter any pool file into a pool with its provenance (``traitloop pool import``)."""
-
     return filter_pool_file(Path(source), Path(output), field)

@@ -4,7 +4,7 @@ folder through ``traitloop.rundir``.
 ``run_experiment``, ``evaluate_run`` and ``check_config`` are imported on first use, so that importing the
 package does not wait for the engine's and the registries' imports (torch, transformers, TRL).
 
-May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure,
+May import: config, io, errors, _atomic, _progress, stats, rundir, traits, models, judge, generate, measure,
 methods.
 """
 
