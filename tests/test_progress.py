@@ -28,8 +28,8 @@ def test_a_log_gets_a_line_at_the_start_at_every_tenth_and_at_the_end():
     lines = out.getvalue().splitlines()
     assert lines[0] == "judging: 0/100 (0%), 0:00:00"
     tenths = [re.match(r"judging: (\d+)/100", line).group(1) for line in lines[1:-1]]
-    assert tenths == [str(10 * i) for i in range(1, 11)]
-    assert "elapsed, about 0:00:00 left" in lines[1]
+    assert tenths == [str(10 * i) for i in range(1, 10)]  # the end has its own line
+    assert re.fullmatch(r"judging: 10/100 \(10%\), 0:00:0\d elapsed, about 0:00:\d\d left", lines[1])
     assert lines[-1].startswith("judging: 100/100 (100%), ") and lines[-1].endswith(" in all")
 
 
@@ -39,10 +39,9 @@ def test_a_log_gets_a_line_after_a_while_without_one(monkeypatch):
     with progress.task("writing", 1000) as step:
         step(1)
         step(2)
-    assert out.getvalue().splitlines()[1:3] == [
-        "writing: 1/1000 (0%), 0:00:00 elapsed, about 0:00:00 left",
-        "writing: 3/1000 (0%), 0:00:00 elapsed, about 0:00:00 left",
-    ]
+    lines = out.getvalue().splitlines()[1:3]
+    assert [line.split(",")[0] for line in lines] == ["writing: 1/1000 (0%)", "writing: 3/1000 (0%)"]
+    assert all(re.search(r"elapsed, about \d+:\d\d:\d\d left$", line) for line in lines)
 
 
 def test_work_of_unknown_size_and_work_that_fails():

@@ -88,6 +88,8 @@ class _PlainStep(Step):
             self._maybe_line()
 
     def _maybe_line(self) -> None:
+        if self.total and self.done >= self.total:
+            return  # the line at the end says it
         shares = int(self.done / self.total / PLAIN_SHARE + 1e-9) if self.total else 0
         if shares > self.shares_shown or time.monotonic() - self.last_line >= PLAIN_SECONDS:
             self.shares_shown = max(shares, self.shares_shown)
