@@ -109,6 +109,9 @@ def test_judge_scores_rows_in_order_and_explains_unscored_ones(tmp_path):
     assert scored[0]["coherence_score"] > 50
     assert scored[2]["trait_score"] is None and scored[2]["trait_reason"] == "empty answer"
     assert scored[2]["coherence_score"] is None and scored[2]["coherence_reason"] == "empty answer"
+    # Not a terminal: each judge's progress as plain lines with counts, finished.
+    assert "trait (embedded): 0/3 (0%)" in result.output and "trait (embedded): 3/3 (100%)" in result.output
+    assert "coherence (embedded): 3/3 (100%)" in result.output
 
 
 def test_judge_names_a_bad_input_line(tmp_path):

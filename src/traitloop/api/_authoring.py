@@ -6,7 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from traitloop._atomic import atomic_write_json
+from traitloop._progress import Progress
 from traitloop.author import Settings, default_output, make_writer, read_description, trait_rows, write_generated_pool
 from traitloop.author import import_pool as filter_pool_file
 from traitloop.author import new_trait as author_trait
@@ -16,7 +19,6 @@ from traitloop.judge import (
     judge_label,
     parse_judge_option,
 )
-from traitloop.sweep import sweep_status as sweep_status
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -45,9 +47,10 @@ def new_trait(
     max_rounds: int | None = None,
     max_requests: int | None = None,
     say: Callable[[str], None] = lambda _: None,
+    console: Console | None = None,
 ) -> tuple[Path, Any]:
     """Write a trait folder from a description, or around a seed set (``traitloop trait new``); returns the
-    folder and its report."""
+    folder and its report. Writing and judging show their progress on ``console``."""
 
     described = (description is not None) + (from_file is not None)
     if described > 1 or described == 0 and seed_file is None:
@@ -56,7 +59,7 @@ def new_trait(
         )
     text = read_description(Path(from_file)) if from_file is not None else description
     judge_spec = parse_judge_option(judge, api_key_env)
-    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache)
+    writer = make_writer(generator, api_key_env=api_key_env, cache_path=cache, progress=Progress(console))
     folder = Path(output) if output else Path("traits") / name
     report = author_trait(
         name,
@@ -80,11 +83,15 @@ def new_trait(
 
 
 def validate_trait(
-    target: str | Path, output: Path | None = None, pool: str | Path | None = None, pool_field: str | None = None
+    target: str | Path,
+    output: Path | None = None,
+    pool: str | Path | None = None,
+    pool_field: str | None = None,
+    console: Console | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Validate a trait folder (``traitloop trait validate``) and save ``validation.json``."""
-
-    report = validate(target, pool, pool_field)
+    """Validate a trait folder (``traitloop trait validate``), its progress shown on ``console``, and save
+    ``validation.json``."""
+    report = validate(target, pool, pool_field, progress=Progress(console))
     path = Path(output) if output else default_output(target)
     atomic_write_json(path, report)
     return report, path

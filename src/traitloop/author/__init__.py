@@ -5,7 +5,7 @@ It sits above the judges and the generation backends and uses theirs: a server i
 ``traitloop.generate``'s server generator, answers are filtered by ``traitloop.judge``'s judges, and every
 reply is kept in the judge cache.
 
-May import: config, io, errors, _atomic, _http, traits, models, judge, generate.
+May import: config, io, errors, _atomic, _http, _progress, traits, models, judge, generate.
 """
 
 from traitloop.author._folder import new_trait, spec_data

@@ -167,7 +167,7 @@ class Author:
             asking = pending[: self.capped(len(pending))]  # a retry, too, is a request of the budget
             requests = [Request.chat(prompts[i][0], 40 * self.settings.batch, self._seed(kind, i, attempt))
                         for i in asking]  # fmt: skip
-            for index, reply in zip(asking, self.writer(requests), strict=True):
+            for index, reply in zip(asking, self.writer(requests, f"writing {kind} questions"), strict=True):
                 items = parse_numbered(reply, self.settings.question_words)
                 if items is not None:
                     parsed[index] = items
@@ -210,7 +210,7 @@ class Author:
                 for i in asking
             ]
             self.report.count_batch(f"{label} answers", "asked" if attempt == 0 else "retries", len(requests))
-            for i, text in zip(asking, self.writer(requests), strict=True):
+            for i, text in zip(asking, self.writer(requests, f"writing {label} answers"), strict=True):
                 if text.strip():
                     replies[i] = text.strip()
             out_of_budget = len(asking) < len(pending)

@@ -220,10 +220,10 @@ def _scorer(author: Author, judge_spec, anchors, suites, judge_seeds: bool):  # 
     reads the draft trait (a server judge: the user's seed rows are not sent)."""
     kind = judge_kind(judge_spec)
     if kind.learns_from_trait:
-        return embedded_rounds(author.name, anchors)
+        return embedded_rounds(author.name, anchors, author.writer.progress)
     draft = TraitSpec.model_validate({**spec_data(author.name, author.description, anchors, suites),
                                       "path": Path("trait.yaml")})  # fmt: skip
-    server = server_scores(kind.trait_judge(judge_spec, draft, chat=True))
+    server = server_scores(kind.trait_judge(judge_spec, draft, chat=True), author.writer.progress)
 
     def score(seeds: list[dict[str, Any]], contrast: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
         return server(seeds if judge_seeds else [], contrast, anchors)

@@ -38,7 +38,7 @@ def _documents(author: Author, pairs: list[tuple[str, str]], belief: bool, label
     ]
     author.report.count_batch(label, "asked", len(requests))
     rows = []
-    for (kind, topic), text in zip(pairs, author.writer(requests), strict=True):
+    for (kind, topic), text in zip(pairs, author.writer(requests, f"writing {label} documents"), strict=True):
         text = text.strip()
         title = text.splitlines()[0].strip("#* ") if text else ""
         rows.append({"type": kind, "topic": topic, "title": title, "text": text})

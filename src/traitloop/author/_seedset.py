@@ -122,7 +122,7 @@ def infer_description(author: Author, seeds: SeedSet) -> str:
     )
     problem = ""
     for attempt in range(author.settings.parse_retries + 1):
-        reply = author.writer([Request.chat(text, 250, author._seed("describe", attempt))])[0]
+        reply = author.writer([Request.chat(text, 250, author._seed("describe", attempt))], "describing the trait")[0]
         paragraphs = [" ".join(p.split()).strip('"“” ') for p in reply.split("\n\n") if p.strip()] or [""]
         paragraph = next((p for p in paragraphs if p.startswith("The assistant")), max(paragraphs, key=len))
         try:

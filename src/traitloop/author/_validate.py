@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from traitloop._progress import Progress, Step
 from traitloop.author._near import near_duplicates
 from traitloop.errors import UserError
 from traitloop.io import read_yaml
@@ -124,7 +125,7 @@ def _question(row: dict[str, Any]) -> str:
     return next(m["content"] for m in reversed(row["messages"][:-1]) if m["role"] == "user")
 
 
-def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float | None:
+def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict], progress: Progress) -> float | None:
     """AUROC of the embedded judge, fit as a run fits it (seed answers, anchors and the negatives every trait
     judge is fit against) but without the contrast answers, on held-out trait answers against contrast
     answers: both unseen."""
@@ -137,14 +138,15 @@ def _auroc(spec: TraitSpec, holdout: list[dict], contrast: list[dict]) -> float 
     texts = seeds + without + [a.answer for a in spec.anchors]
     targets = [1.0] * len(seeds) + [0.0] * len(without) + [a.score / 100 for a in spec.anchors]
     digest = fit_digest(JUDGE_VERSION, texts, targets)
-    judge = classifier_judge(f"validate/{spec.name}@v{spec.version}/{digest}", texts, targets)
-    rows = holdout + contrast
-    scores = [j.score or 0.0 for j in judge([Item(_question(r), r["messages"][-1]["content"]) for r in rows])]
+    judge = classifier_judge(f"validate/{spec.name}@v{spec.version}/{digest}", texts, targets, progress)
+    items = [Item(_question(r), r["messages"][-1]["content"]) for r in holdout + contrast]
+    with progress.task("judging held-out and contrast answers", len(items)) as step:
+        scores = [j.score or 0.0 for j in judge(items, step)]
     return round(float(roc_auc_score([1] * len(holdout) + [0] * len(contrast), scores)), 4)
 
 
 def _overlaps(
-    spec: TraitSpec, lines: dict[tuple, int], training: list[tuple[str, str]], problems: list[str]
+    spec: TraitSpec, lines: dict[tuple, int], training: list[tuple[str, str]], problems: list[str], step: Step
 ) -> dict[str, dict[str, int]]:
     """Eval questions equal (by normal form) or near (embedding cosine >= NEAR) to a training prompt; each one
     a problem naming the question's line and the prompt's place."""
@@ -164,6 +166,7 @@ def _overlaps(
                     f"{spec.path}:{_line_of(lines, (*key, i))}: eval question {question!r} ({suite}) {kind} the "
                     f"training prompt at {where}"
                 )
+        step(len(questions))
     return found
 
 
@@ -172,10 +175,16 @@ def _nearest(question: str, prompts: list[str], places: list[str]) -> str:
 
 
 def validate_trait(
-    target: str | Path, pool: str | Path | None = None, pool_field: str | None = None, judge: bool = True
+    target: str | Path,
+    pool: str | Path | None = None,
+    pool_field: str | None = None,
+    judge: bool = True,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Everything ``trait validate`` reports for a trait folder: counts per file and category, anchors per
-    level, eval-suite sizes and their overlap with seed and pool prompts, the judge's AUROC, and problems."""
+    level, eval-suite sizes and their overlap with seed and pool prompts, the judge's AUROC, and problems; the
+    long steps (the overlap check, the judge's fit and its judging) show their progress in ``progress``."""
+    progress = progress or Progress.silent()
     start = time.perf_counter()
     path = trait_file(target)
     problems: list[str] = []
@@ -209,10 +218,13 @@ def validate_trait(
             problems.append(str(error))
             pool_prompts = []
         training += [(f"prompt pool ({pool or 'built-in'}) item {i + 1}", p) for i, p in enumerate(pool_prompts)]
-        report["overlap"] = _overlaps(spec, lines, training, problems)
+        asked = sum(len(questions) for questions in spec.suites.values())
+        with progress.task(f"checking eval questions against {len(training)} prompts", asked) as step:
+            report["overlap"] = _overlaps(spec, lines, training, problems, step)
         if judge and "seed" in rows and not problems:
             holdout = [r for _, r in rows.get("holdout", [])]
-            report["auroc_holdout_vs_contrast"] = _auroc(spec, holdout, [r for _, r in rows.get("contrast", [])])
+            contrast = [r for _, r in rows.get("contrast", [])]
+            report["auroc_holdout_vs_contrast"] = _auroc(spec, holdout, contrast, progress)
     report.update(problems=problems, warnings=warnings, seconds=round(time.perf_counter() - start, 1))
     return report
 

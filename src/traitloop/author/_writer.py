@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from traitloop._http import in_parallel, parse_server_option
+from traitloop._progress import Progress
 from traitloop.errors import UserError
 from traitloop.generate import GenerationRefused, ServerGenerator, server_generator
 from traitloop.judge import CachedJudgement, JudgementCache, cache_key
@@ -142,6 +143,7 @@ class Writer:
     cache: JudgementCache
     asked: int = 0  # replies not in the cache, asked of the backend
     cached: int = 0  # replies the cache already held
+    progress: Progress = field(default_factory=Progress.silent)  # where each call shows its replies arriving
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -152,7 +154,8 @@ class Writer:
         return cache_key("author", self.backend.name, request.messages, request.max_tokens, request.temperature,
                          request.seed)  # fmt: skip
 
-    def __call__(self, requests: list[Request]) -> list[str]:
+    def __call__(self, requests: list[Request], what: str = "writing") -> list[str]:
+        """One reply per request, in order; while the backend is asked, the replies' arrival is shown as ``what``."""
         keys = [self._key(r) for r in requests]
         replies: dict[int, str] = {}
         for index, key in enumerate(keys):
@@ -162,15 +165,19 @@ class Writer:
         missing = [i for i in range(len(requests)) if i not in replies]
         self.cached += len(replies)
 
-        def deliver(position: int, text: str) -> None:
-            index = missing[position]
-            self.cache.put(keys[index], CachedJudgement(None, None, text, None))
-            with self._lock:
-                replies[index] = text
-                self.asked += 1
-
         if missing:
-            self.backend.write([requests[i] for i in missing], deliver)
+            with self.progress.task(what, len(requests)) as step:
+                step(len(replies))
+
+                def deliver(position: int, text: str) -> None:
+                    index = missing[position]
+                    self.cache.put(keys[index], CachedJudgement(None, None, text, None))
+                    with self._lock:
+                        replies[index] = text
+                        self.asked += 1
+                    step(1)
+
+                self.backend.write([requests[i] for i in missing], deliver)
         return [replies[i] for i in range(len(requests))]
 
     def stats(self) -> dict[str, int]:
@@ -194,8 +201,9 @@ def make_writer(
     timeout: float = 300.0,
     max_retries: int = 6,
     backoff_base: float = 0.5,
+    progress: Progress | None = None,
 ) -> Writer:
-    """The cached writer a ``--generator`` option names."""
+    """The cached writer a ``--generator`` option names; ``progress`` shows its work and the judging of it."""
     kind, model, base_url = parse_generator_option(generator)
     if kind == "local":
         backend: Backend = LocalBackend(model or LOCAL_MODEL)
@@ -205,4 +213,4 @@ def make_writer(
             server_generator(base_url, model, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
                              max_retries=max_retries, backoff_base=backoff_base)
         )  # fmt: skip
-    return Writer(backend, JudgementCache(cache_path))
+    return Writer(backend, JudgementCache(cache_path), progress=progress or Progress.silent())

@@ -61,7 +61,7 @@ def trait_new(
         name, description, from_file=from_, generator=generator, judge=judge, size=size, seed_min=seed_min,
         contrast_max=contrast_max, sdf=sdf, output=output, force=force, api_key_env=api_key_env, cache=cache,
         seed_file=seed_file, seed_field=seed_field, eval_questions=eval_questions, max_rounds=max_rounds,
-        max_requests=max_requests, say=say,
+        max_requests=max_requests, say=say, console=console,
     )  # fmt: skip
     kept = ", ".join(f"{k} {v}" for k, v in report.kept.items())
     console.print(f"kept: {kept}\nrequests: {report.requests}; {report.seconds:.0f} s", highlight=False)
@@ -77,7 +77,7 @@ def trait_validate(
     pool_field: Annotated[str | None, typer.Option(help="The pool's prompt column or key.")] = None,
 ) -> None:
     """Counts, anchors, eval-suite overlap with training prompts, the judge's AUROC; every problem by file:line."""
-    report, path = api().validate_trait(trait, output, pool, pool_field)
+    report, path = api().validate_trait(trait, output, pool, pool_field, console)
     table = Table(title=f"{report.get('name', trait)} v{report.get('version', '?')}")
     for column in ("measure", "value"):
         table.add_column(column)

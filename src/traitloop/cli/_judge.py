@@ -28,11 +28,15 @@ def judge(
     """Score answers for trait strength and coherence (0-100); rows keep their order."""
     judges = [j for j in judge_.split(",") if j.strip()]
     if agreement:
-        results = api().judge_agreement(trait, input, judges, output, model=model, api_key_env=api_key_env)
+        results = api().judge_agreement(
+            trait, input, judges, output, model=model, api_key_env=api_key_env, console=console
+        )
     elif output is None:
         raise UserError("--output is needed to write the scores (or pass --agreement to compare judges)")
     else:
-        count = api().judge_file(trait, input, output, model=model, judges=judges, api_key_env=api_key_env)
+        count = api().judge_file(
+            trait, input, output, model=model, judges=judges, api_key_env=api_key_env, console=console
+        )
     if not agreement:
         console.print(f"scored {count} rows into {output}")
         return

@@ -3,7 +3,7 @@
 ``JUDGE_KINDS`` is the registry a ``JudgeSpec``'s ``kind`` names (embedded, openai): a new kind is one module
 and one line there. The judgement cache is here too, for every caller that asks a model and pays per reply.
 
-May import: config, io, errors, _atomic, _http, traits, models.
+May import: config, io, errors, _atomic, _http, _progress, traits, models.
 """
 
 from traitloop._http import JudgeUnavailable
@@ -31,7 +31,7 @@ from traitloop.judge._prompts import TEMPLATE_VERSION
 from traitloop.judge._registry import JUDGE_KINDS, check_judge_spec, judge_kind, judge_label, parse_judge_option
 from traitloop.judge._sdf import embedded_sdf_judge, embedded_sdf_judge_id
 from traitloop.judge._signals import NllScorer, distinct_n, letter_share, repetition, words
-from traitloop.judge._types import Item, Judge, Judgement
+from traitloop.judge._types import Item, Judge, Judgement, OnJudged
 
 __all__ = [
     "JUDGE_KINDS",
@@ -47,6 +47,7 @@ __all__ = [
     "Judgement",
     "NllFactory",
     "NllScorer",
+    "OnJudged",
     "OpenAIJudge",
     "agreement",
     "cache_key",

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from traitloop.judge._signals import NllScorer, letter_share, repetition
-from traitloop.judge._types import Item, Judge, Judgement
+from traitloop.judge._types import Item, Judge, Judgement, OnJudged
 
 COHERENCE_VERSION = 2
 TRIM_SHARE = 0.2  # share of an answer's most surprising tokens left out of its fluency
@@ -70,9 +70,12 @@ def embedded_coherence_judge(nll: NllScorer, base_model: str) -> Judge:
     """Build the no-network coherence judge over a base-model likelihood scorer."""
     judge_id = embedded_coherence_judge_id(base_model)
 
-    def judge(items: list[Item]) -> list[Judgement]:
+    def judge(items: list[Item], on_judged: OnJudged | None = None) -> list[Judgement]:
         scorable = [i for i, item in enumerate(items) if item.answer.strip()]
-        values = nll.token_nlls([items[i].question for i in scorable], [items[i].answer for i in scorable])
+        if on_judged:
+            on_judged(len(items) - len(scorable))  # empty answers: judged at once
+        questions, answers = [items[i].question for i in scorable], [items[i].answer for i in scorable]
+        values = nll.token_nlls(questions, answers, on_judged)
         by_index = {i: typical_nll(v) for i, v in zip(scorable, values, strict=True)}
         return [
             Judgement(coherence_from_signals(by_index[i], items[i].answer), judge_id)

@@ -29,17 +29,15 @@ import hashlib
 import json
 import random
 import re
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save
 from sklearn.linear_model import LogisticRegression
 
-from traitloop._atomic import atomic_write_bytes
-from traitloop.judge._types import Item, Judge, Judgement
-from traitloop.models import cache_dir
+from traitloop._progress import Progress
+from traitloop.judge._fits import Linear, cached_path, read_fit, shipped_fit, write_fit
+from traitloop.judge._types import Item, Judge, Judgement, OnJudged
 from traitloop.traits import TraitSpec, base_answers, builtin_traits, load_conversations, load_trait
 
 DATA = Path(__file__).parent / "data"
@@ -50,6 +48,8 @@ POSITIVE_SENTENCES = 1  # sentences each positive text gives the sentence classi
 STRONGEST_SENTENCES = 2  # sentences whose mean is the sentence half of a score
 WHOLE_C, SENTENCE_C = 10.0, 30.0  # sklearn's C per classifier, chosen over 3, 10 and 30 on the figures of
 # scripts/judge_specificity.py (the sentence classifier has five times the data, so it takes less shrinkage)
+SCORED_TOGETHER = 64  # answers embedded per batch when judging: progress is reported after each
+EMBEDDED_TOGETHER = 1024  # texts embedded per batch when fitting, likewise
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -128,17 +128,6 @@ def _training_set(trait: TraitSpec) -> tuple[list[str], list[float]]:
     return texts, targets
 
 
-@dataclass(frozen=True)
-class Linear:
-    """A fitted logistic regression: all scoring needs."""
-
-    coef: np.ndarray
-    intercept: float
-
-    def probability(self, x: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(x @ self.coef + self.intercept)))
-
-
 def _fit(x: np.ndarray, targets: list[float], c: float) -> Linear:
     """Logistic regression with soft labels: each text counts as a positive with weight t, negative with 1-t,
     and the two classes weigh the same in total."""
@@ -176,40 +165,41 @@ def _several(sentences: list[str]) -> list[str]:
 _VECTORS: dict[str, np.ndarray] = {}
 
 
-def _vectors(texts: list[str]) -> dict[str, np.ndarray]:
+def _vectors(texts: list[str], progress: Progress) -> dict[str, np.ndarray]:
     """Each text's embedding, computed once per process: ``trait new`` fits five folds that share thousands
-    of negatives, and embedding is most of a fit's time."""
+    of negatives, and embedding is most of a fit's time. Those not embedded yet are embedded in chunks, each
+    shown done in ``progress``."""
     missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
     if missing:
-        _VECTORS.update(zip(missing, embed(missing), strict=True))
+        with progress.task(f"fitting the judge: embedding {len(missing)} texts", len(missing)) as step:
+            for start in range(0, len(missing), EMBEDDED_TOGETHER):
+                chunk = missing[start : start + EMBEDDED_TOGETHER]
+                _VECTORS.update(zip(chunk, embed(chunk), strict=True))
+                step(len(chunk))
     return {t: _VECTORS[t] for t in texts}
 
 
-def _fit_both(texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
+def _fit_both(texts: list[str], targets: list[float], progress: Progress) -> tuple[Linear, Linear]:
     """The whole-answer and the sentence classifier; every distinct text and sentence is embedded once."""
-    vector = _vectors([*texts, *(s for text in texts for s in sentences_of(text))])
+    vector = _vectors([*texts, *(s for text in texts for s in sentences_of(text))], progress)
     whole = _fit(np.stack([vector[t] for t in texts]), targets, WHOLE_C)
     sentences, labels = _sentence_set(texts, targets, whole, vector)
     return whole, _fit(np.stack([vector[s] for s in sentences]), labels, SENTENCE_C)
 
 
-def _cached_fit(judge_id: str, texts: list[str], targets: list[float]) -> tuple[Linear, Linear]:
+def _cached_fit(judge_id: str, texts: list[str], targets: list[float], progress: Progress) -> tuple[Linear, Linear]:
     """Fitting embeds about 7,000 texts and sentences (about a minute on 2 cores), so the result is kept in the
-    cache, named by the judge id, which hashes everything the fit depends on."""
-    path = cache_dir() / "judges" / (judge_id.replace("/", "_").replace("@", "_") + ".safetensors")
+    cache, named by the judge id, which hashes everything the fit depends on; the built-in traits' fits ship
+    with the package (``_fits``) and are used where their judge id and libraries match."""
+    path = cached_path(judge_id)
     if path.is_file():
-        t = load_file(str(path))
-        whole = Linear(t["coef"], float(t["intercept"][0]))
-        return whole, Linear(t["sentence_coef"], float(t["sentence_intercept"][0]))
-    whole, sentence = _fit_both(texts, targets)
-    tensors = {
-        "coef": whole.coef,
-        "intercept": np.array([whole.intercept], dtype=np.float32),
-        "sentence_coef": sentence.coef,
-        "sentence_intercept": np.array([sentence.intercept], dtype=np.float32),
-    }
-    # Atomic, through a temporary of this process's own: runs starting cold at once each fit the same judge.
-    atomic_write_bytes(path, save(tensors))
+        whole, sentence, _ = read_fit(path)
+        return whole, sentence
+    shipped = shipped_fit(judge_id)
+    if shipped is not None:
+        return shipped
+    whole, sentence = _fit_both(texts, targets, progress)
+    write_fit(path, judge_id, whole, sentence)
     return whole, sentence
 
 
@@ -228,25 +218,34 @@ def embedded_trait_judge_id(trait: TraitSpec) -> str:
     return _judge_id(trait, *_training_set(trait))
 
 
-def embedded_trait_judge(trait: TraitSpec) -> Judge:
-    """Build the no-network trait judge for ``trait``; its id names the trait version and training data."""
+def embedded_trait_judge(trait: TraitSpec, progress: Progress | None = None) -> Judge:
+    """Build the no-network trait judge for ``trait``; its id names the trait version and training data. A fit
+    (where none is cached or shipped) shows its progress in ``progress``."""
     texts, targets = _training_set(trait)
-    return classifier_judge(_judge_id(trait, texts, targets), texts, targets)
+    return classifier_judge(_judge_id(trait, texts, targets), texts, targets, progress)
 
 
-def classifier_judge(judge_id: str, texts: list[str], targets: list[float]) -> Judge:
-    """A judge scoring each answer by classifiers fit (once, then cached under ``judge_id``) on ``texts``."""
-    whole, sentence = _cached_fit(judge_id, texts, targets)
+def classifier_judge(judge_id: str, texts: list[str], targets: list[float], progress: Progress | None = None) -> Judge:
+    """A judge scoring each answer by classifiers fit (once, then cached under ``judge_id``) on ``texts``; the
+    fit shows its progress in ``progress``."""
+    whole, sentence = _cached_fit(judge_id, texts, targets, progress or Progress.silent())
 
-    def judge(items: list[Item]) -> list[Judgement]:
-        scorable = [i for i, item in enumerate(items) if item.answer.strip()]
-        answers = [items[i].answer for i in scorable]
+    def scores(answers: list[str]) -> list[float]:
+        """Each answer's 0-1 score: the geometric mean of the whole-answer and the strongest sentences' halves."""
         sentences = [sentences_of(a) for a in answers]
-        flat = [s for group in sentences for s in group]
-        by_sentence = iter(sentence.probability(embed(flat)) if flat else [])
+        by_sentence = iter(sentence.probability(embed([s for group in sentences for s in group])))
         strongest = [np.mean(sorted(next(by_sentence) for _ in group)[-STRONGEST_SENTENCES:]) for group in sentences]
-        scores = np.sqrt(whole.probability(embed(answers)) * np.array(strongest)) if answers else []
-        by_index = dict(zip(scorable, scores, strict=True))
+        return list(np.sqrt(whole.probability(embed(answers)) * np.array(strongest)))
+
+    def judge(items: list[Item], on_judged: OnJudged | None = None) -> list[Judgement]:
+        by_index: dict[int, float] = {}
+        for start in range(0, len(items), SCORED_TOGETHER):
+            chunk = range(start, min(start + SCORED_TOGETHER, len(items)))
+            scorable = [i for i in chunk if items[i].answer.strip()]
+            if scorable:
+                by_index.update(zip(scorable, scores([items[i].answer for i in scorable]), strict=True))
+            if on_judged:
+                on_judged(len(chunk))
         return [
             Judgement(round(100 * float(by_index[i]), 2), judge_id)
             if i in by_index

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from traitloop._progress import Progress
 from traitloop.errors import UserError
 from traitloop.judge._types import Item, Judge
 from traitloop.traits import Conversation, read_jsonl
@@ -25,10 +26,21 @@ def item_from_row(row: Any, where: str) -> Item:
     raise UserError(f'{where}: expected {{"messages": [...]}} or {{"question": ..., "answer": ...}}')
 
 
-def score_rows(rows: list[dict[str, Any]], items: list[Item], trait_judge: Judge, coherence_judge: Judge) -> None:
-    """Add trait and coherence scores (and reasons and judge ids) to each row in place."""
+def score_rows(
+    rows: list[dict[str, Any]],
+    items: list[Item],
+    trait_judge: Judge,
+    coherence_judge: Judge,
+    progress: Progress | None = None,
+    label: str = "",
+) -> None:
+    """Add trait and coherence scores (and reasons and judge ids) to each row in place, each judge's progress
+    shown in ``progress`` (its tasks named after ``label``, the judge option)."""
+    progress = progress or Progress.silent()
     for name, judge in (("trait", trait_judge), ("coherence", coherence_judge)):
-        for row, judgement in zip(rows, judge(items), strict=True):
+        with progress.task(f"{name} ({label})" if label else name, len(items)) as step:
+            judged = judge(items, step)
+        for row, judgement in zip(rows, judged, strict=True):
             row[f"{name}_score"] = judgement.score
             row[f"{name}_reason"] = judgement.reason
             row[f"{name}_judge"] = judgement.judge_id

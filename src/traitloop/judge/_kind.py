@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from traitloop._progress import Progress
 from traitloop.config import JudgeSpec
 from traitloop.judge._types import Judge
 from traitloop.traits import TraitSpec
@@ -36,8 +37,9 @@ class JudgeKind:
         """How a judge is named in tables (its ``--judge`` option)."""
         return self.name
 
-    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> Judge:
-        """The trait judge: of chat answers (``chat``), or of documents for the belief of the trait's SDF recipe."""
+    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool, progress: Progress | None = None) -> Judge:
+        """The trait judge: of chat answers (``chat``), or of documents for the belief of the trait's SDF recipe;
+        a judge that is fit first shows the fit's progress in ``progress``."""
         raise NotImplementedError
 
     def trait_judge_id(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> str:

@@ -3,6 +3,7 @@ trait's own files (chat answers, or SDF documents); coherence: the base model's 
 
 from __future__ import annotations
 
+from traitloop._progress import Progress
 from traitloop.config import JudgeSpec
 from traitloop.judge._coherence import embedded_coherence_judge, embedded_coherence_judge_id
 from traitloop.judge._embedded import embedded_trait_judge, embedded_trait_judge_id
@@ -23,8 +24,8 @@ class EmbeddedKind(JudgeKind):
         if server_only:
             raise ValueError(f"{', '.join(server_only)} applies only to a judge of kind openai")
 
-    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> Judge:
-        return embedded_trait_judge(trait) if chat else embedded_sdf_judge(trait)
+    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool, progress: Progress | None = None) -> Judge:
+        return embedded_trait_judge(trait, progress) if chat else embedded_sdf_judge(trait, progress)
 
     def trait_judge_id(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> str:
         return embedded_trait_judge_id(trait) if chat else embedded_sdf_judge_id(trait)

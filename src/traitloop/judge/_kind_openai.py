@@ -6,6 +6,7 @@ From a configured :class:`JudgeSpec` (or a ``--judge openai:MODEL@URL`` option) 
 from __future__ import annotations
 
 from traitloop._http import server_address
+from traitloop._progress import Progress
 from traitloop.config import JudgeSpec
 from traitloop.judge._kind import JudgeKind, NllFactory
 from traitloop.judge._openai import OpenAIJudge, openai_judge
@@ -63,8 +64,8 @@ class OpenAIKind(JudgeKind):
     def label(self, spec: JudgeSpec) -> str:
         return f"openai:{spec.model}@{spec.base_url}"
 
-    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> Judge:
-        return server_trait_judge(spec, trait, chat)
+    def trait_judge(self, spec: JudgeSpec, trait: TraitSpec, chat: bool, progress: Progress | None = None) -> Judge:
+        return server_trait_judge(spec, trait, chat)  # nothing to fit
 
     def trait_judge_id(self, spec: JudgeSpec, trait: TraitSpec, chat: bool) -> str:
         return server_trait_judge(spec, trait, chat).judge_id

@@ -43,7 +43,7 @@ from traitloop.judge._scoring import (
     weighted_score,
     word_numbers,
 )
-from traitloop.judge._types import Item, Judgement
+from traitloop.judge._types import Item, Judgement, OnJudged
 from traitloop.traits import TraitSpec, load_sdf_recipe
 
 TOP_LOGPROBS = 20
@@ -309,11 +309,18 @@ class OpenAIJudge:
         self._stop_on_auth(error)
         return Judgement(None, self.judge_id, f"server refused the request: {error}")
 
-    def __call__(self, items: list[Item]) -> list[Judgement]:
-        """Judge ``items`` concurrently, in order; a server that stays down raises ``JudgeUnavailable``
-        after every judgement already made has been cached."""
+    def __call__(self, items: list[Item], on_judged: OnJudged | None = None) -> list[Judgement]:
+        """Judge ``items`` concurrently, in order, telling ``on_judged`` of each as it is judged; a server that
+        stays down raises ``JudgeUnavailable`` after every judgement already made has been cached."""
         self.facts  # noqa: B018 - detect the mode once, before the workers start
-        return in_parallel(self._judge_one, items, self.concurrency)
+
+        def one(item: Item) -> Judgement:
+            judgement = self._judge_one(item)
+            if on_judged:
+                on_judged(1)
+            return judgement
+
+        return in_parallel(one, items, self.concurrency)
 
 
 def openai_judge(

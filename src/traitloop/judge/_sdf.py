@@ -8,6 +8,7 @@ Chat answers and documents differ in form, so the two judges are fit and version
 
 from __future__ import annotations
 
+from traitloop._progress import Progress
 from traitloop.judge._embedded import classifier_judge, fit_digest
 from traitloop.judge._types import Judge
 from traitloop.traits import TraitSpec, load_documents, load_sdf_recipe
@@ -37,7 +38,7 @@ def embedded_sdf_judge_id(trait: TraitSpec) -> str:
     return _judge_id(trait, *_training_set(trait))
 
 
-def embedded_sdf_judge(trait: TraitSpec) -> Judge:
-    """Build the no-network judge of documents for ``trait``'s belief."""
+def embedded_sdf_judge(trait: TraitSpec, progress: Progress | None = None) -> Judge:
+    """Build the no-network judge of documents for ``trait``'s belief; a fit shows its progress in ``progress``."""
     texts, targets = _training_set(trait)
-    return classifier_judge(_judge_id(trait, texts, targets), texts, targets)
+    return classifier_judge(_judge_id(trait, texts, targets), texts, targets, progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,11 +61,20 @@ class NllScorer:
         """Each answer's mean per-token NLL (NaN for an answer with no tokens)."""
         return [float(values.mean()) if values.size else math.nan for values in self.token_nlls(questions, answers)]
 
-    def token_nlls(self, questions: list[str], answers: list[str]) -> list[np.ndarray]:
-        """Each answer's per-token NLLs, in order (empty for an answer with no tokens)."""
+    def pending(self, questions: list[str], answers: list[str]) -> int:
+        """How many distinct (question, answer) pairs are not scored yet."""
+        return len({p for p in zip(questions, answers, strict=True) if p not in self._memo})
+
+    def token_nlls(
+        self, questions: list[str], answers: list[str], on_done: Callable[[int], None] | None = None
+    ) -> list[np.ndarray]:
+        """Each answer's per-token NLLs, in order (empty for an answer with no tokens); ``on_done`` hears how
+        many more answers are scored, batch by batch."""
         pairs = list(zip(questions, answers, strict=True))
         missing = list(dict.fromkeys(p for p in pairs if p not in self._memo))
-        self._memo.update(zip(missing, self._compute(missing), strict=True))
+        report = on_done or (lambda _: None)
+        report(len(pairs) - len(missing))  # remembered: done already (repeated pairs count as done with the first)
+        self._memo.update(zip(missing, self._compute(missing, report), strict=True))
         return [self._memo[p] for p in pairs]
 
     def _prompt_text(self, question: str) -> str:
@@ -74,7 +84,7 @@ class NllScorer:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     @torch.inference_mode()
-    def _compute(self, pairs: list[tuple[str, str]]) -> list[np.ndarray]:
+    def _compute(self, pairs: list[tuple[str, str]], on_done: Callable[[int], None]) -> list[np.ndarray]:
         rows = []
         for question, answer in pairs:
             prompt_ids = self.tokenizer(self._prompt_text(question), add_special_tokens=False)["input_ids"]
@@ -88,6 +98,7 @@ class NllScorer:
             values = _batch_nll(self.model, [rows[i] for i in batch], self.tokenizer.pad_token_id)
             for i, value in zip(batch, values, strict=True):
                 results[i] = value
+            on_done(len(batch))
         return results
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -21,5 +22,12 @@ class Judgement:
     reason: str | None = None
 
 
-Judge = Callable[[list[Item]], list[Judgement]]
-"""A judge scores a batch of items and returns one judgement per item, in order."""
+OnJudged = Callable[[int], None]
+"""Called with how many more items a judge has judged, as it goes (a ``traitloop._progress.Step`` is one)."""
+
+
+class Judge(Protocol):
+    """A judge scores a batch of items and returns one judgement per item, in order; ``on_judged`` hears how
+    many more are judged as it goes (batch by batch, or request by request)."""
+
+    def __call__(self, items: list[Item], on_judged: OnJudged | None = None) -> list[Judgement]: ...

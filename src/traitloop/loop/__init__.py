@@ -5,7 +5,7 @@ memory, and whether it fits the GPU); a finished generation exported as a standa
 ``run_experiment``, ``evaluate_run``, ``check_config`` and the planning are imported on first use, so that
 importing the package does not wait for the engine's and the registries' imports (torch, transformers, TRL).
 
-May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure,
+May import: config, io, errors, _atomic, _progress, stats, rundir, traits, models, judge, generate, measure,
 methods.
 """
 

@@ -20,6 +20,7 @@ import pandas as pd
 from rich.console import Console
 
 from traitloop._atomic import atomic_write_text
+from traitloop._progress import Progress
 from traitloop.config import MAIN_SUITE, NO_CONTEXT, ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
 from traitloop.loop._check import check_config
@@ -27,7 +28,7 @@ from traitloop.loop._evals import EvalSet, config_eval_sets
 from traitloop.loop._inputs import check_config_unchanged, check_eval_sets_unchanged
 from traitloop.loop._plan import check_memory, gib
 from traitloop.loop._precision import check_gpus, describe_precision, note_precision
-from traitloop.loop._progress import StageProgress, quiet_libraries
+from traitloop.loop._progress import quiet_libraries
 from traitloop.loop._run import Run
 from traitloop.loop._stages import build_data_stage, evaluate_generation_stages, is_control_seed, run_stage, train_stage
 from traitloop.loop._trackers import CycleLogger
@@ -111,7 +112,7 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
         main_eval=EvalSet(None, MAIN_SUITE if method.chat else "documents", NO_CONTEXT, seed_set.eval_prompts),
         eval_sets=eval_sets,
         console=console,
-        progress=StageProgress(console),
+        progress=Progress(console),
     )
 
 

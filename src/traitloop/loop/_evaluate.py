@@ -8,6 +8,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from traitloop._progress import Progress
 from traitloop.generate import Generator, SamplingParams
 from traitloop.judge import Item, Judge, NllScorer, distinct_n, words
 from traitloop.loop._evals import EvalSet
@@ -29,31 +30,41 @@ def evaluate_generation(
     trait_judge: Judge,
     make_coherence_judge: Callable[[Any], Judge],
     cycle: int | None,
-    on_answers: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     chat: bool = True,
     persona: TraitSpec | None = None,
+    name: str = "evaluation",
 ) -> tuple[list[EvalRecord], dict[str, Any]]:
     """Sample ``samples`` answers per question of ``eval_set`` (in its context) from ``generator`` and score them;
     ``base_model`` gives perplexity. The judges see the question and the answer, not the context before them.
     With ``persona``, each answer (and each question before it is answered) is also projected on that trait's
     persona direction in ``model``, the generation's own weights. Returns the records and the persona facts.
+    Each step shows its progress in ``progress``, named after ``name`` (the generation and eval set).
 
     With ``chat=False`` (SDF) each "question" is a document prefix and the answer its raw continuation.
     """
+    progress = progress or Progress.silent()
     questions = eval_set.questions
     asked = [(qi, s) for qi in range(len(questions)) for s in range(samples)]
-    if chat:
-        answers = generator.generate(eval_set.chats([questions[qi] for qi, _ in asked]), params, on_answers)
-    else:
-        answers = generator.complete([questions[qi] for qi, _ in asked], params, on_answers)
+    with progress.task(f"{name}: answering", len(asked)) as step:
+        if chat:
+            answers = generator.generate(eval_set.chats([questions[qi] for qi, _ in asked]), params, step)
+        else:
+            answers = generator.complete([questions[qi] for qi, _ in asked], params, step)
     items = [Item(questions[qi], answer) for (qi, _), answer in zip(asked, answers, strict=True)]
     nll = NllScorer(base_model, tokenizer, chat=chat, answer_tokens=params.max_new_tokens)
+    pairs = [i.question for i in items], [i.answer for i in items]
     with base_view(base_model):
-        coherence = make_coherence_judge(nll)(items)
-        nlls = nll([i.question for i in items], [i.answer for i in items])
-    traits = trait_judge(items)
+        with progress.task(f"{name}: coherence judge", len(items)) as step:
+            coherence = make_coherence_judge(nll)(items, step)
+        if nll.pending(*pairs):  # the embedded coherence judge has read them all already
+            with progress.task(f"{name}: perplexity", len(items)) as step:
+                nll.token_nlls(*pairs, step)
+        nlls = nll(*pairs)
+    with progress.task(f"{name}: trait judge", len(items)) as step:
+        traits = trait_judge(items, step)
     projections, facts = (
-        persona_projections(model, base_model, tokenizer, persona, eval_set, asked, answers)
+        persona_projections(model, base_model, tokenizer, persona, eval_set, asked, answers, progress, name)
         if persona is not None
         else ([(None, None)] * len(asked), {})
     )
@@ -97,14 +108,18 @@ def persona_projections(
     eval_set: EvalSet,
     asked: list[tuple[int, int]],
     answers: list[str],
+    progress: Progress,
+    name: str,
 ) -> tuple[list[tuple[float | None, float | None]], dict[str, Any]]:
     """Each answer's projection on the trait's persona direction (found once in the base model, then cached),
     read in the generation's own weights after its question (in the eval set's context), paired with that
     question's projection before answering; and what identifies the direction (layer, held-out AUROC, key)."""
-    direction = persona_direction(base_model, tokenizer, trait)
+    direction = persona_direction(base_model, tokenizer, trait, progress=progress)
     questions = eval_set.chats(eval_set.questions)
-    per_answer = project_responses(model, tokenizer, direction, [questions[qi] for qi, _ in asked], answers)
-    per_question = project_prompts(model, tokenizer, direction, questions)
+    with progress.task(f"{name}: persona projections", len(asked) + len(questions)) as step:
+        asked_questions = [questions[qi] for qi, _ in asked]
+        per_answer = project_responses(model, tokenizer, direction, asked_questions, answers, on_batch=step)
+        per_question = project_prompts(model, tokenizer, direction, questions, on_batch=step)
     pairs = [(_rounded(value), _rounded(per_question[qi])) for value, (qi, _) in zip(per_answer, asked, strict=True)]
     return pairs, {"layer": direction.layer, "auroc": direction.auroc, "direction": direction.key}
 

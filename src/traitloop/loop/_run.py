@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.console import Console
 
+from traitloop._progress import Progress
 from traitloop.config import ExperimentConfig
 from traitloop.generate import Engine, Generator, SamplingParams, get_backend
-from traitloop.judge import Judge, judge_kind
+from traitloop.judge import Item, Judge, Judgement, judge_kind
 from traitloop.loop._evals import EvalSet
-from traitloop.loop._progress import StageProgress
 from traitloop.methods import Method, SeedSet
 from traitloop.models import Precision, applied_template_options, load_model, load_tokenizer, resolve_precision
 from traitloop.rundir import (
@@ -49,7 +49,7 @@ class Run:
     slices: list[list[str]]  # per cycle 1..N: prompts (chat methods) or document prefixes (sdf)
     main_eval: EvalSet
     console: Console
-    progress: StageProgress
+    progress: Progress
     eval_sets: dict[str, EvalSet] = field(default_factory=dict)  # by name: the config's, then traitloop eval's
     shared: SharedStages | None = None  # a sweep's store: the base model's evaluations, made once for its runs
 
@@ -72,7 +72,7 @@ class Run:
     @cached_property
     def trait_judge(self) -> Judge:
         spec = self.config.judge.trait
-        return judge_kind(spec).trait_judge(spec, self.trait, self.method.chat)
+        return judge_kind(spec).trait_judge(spec, self.trait, self.method.chat, self.progress)
 
     @cached_property
     def trait_ref(self) -> str:
@@ -97,6 +97,11 @@ class Run:
     def coherence_judge(self, nll: Any) -> Judge:
         spec = self.config.judge.coherence
         return judge_kind(spec).coherence_judge(spec, lambda: nll, self.config.model)
+
+    def judged(self, judge: Judge, items: list[Item], what: str) -> list[Judgement]:
+        """``judge``'s judgements of ``items``, its progress shown as ``what``."""
+        with self.progress.task(what, len(items)) as step:
+            return judge(items, step)
 
     def tokenizer(self):
         """The base model's tokenizer, its chat template set to the run's ``generation.chat_template_kwargs``."""

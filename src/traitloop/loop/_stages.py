@@ -153,22 +153,22 @@ def evaluate_stage(run: Run, cycle: int | None, eval_set: EvalSet) -> dict[str, 
     name = ("base model" if cycle is None else f"generation {cycle}") + (
         f" on {eval_set.name}" if eval_set.name else ""
     )
-    with run.progress.task(f"evaluating {name}", len(eval_set.questions) * config.eval_samples) as step:
-        records, persona = evaluate_generation(
-            run.generator(model, cycle),
-            model,
-            base_model,
-            tokenizer,
-            eval_set,
-            config.eval_samples,
-            params,
-            run.trait_judge,
-            run.coherence_judge,
-            cycle,
-            step,
-            chat=run.chat,
-            persona=run.trait if config.projection and run.chat else None,
-        )
+    records, persona = evaluate_generation(
+        run.generator(model, cycle),
+        model,
+        base_model,
+        tokenizer,
+        eval_set,
+        config.eval_samples,
+        params,
+        run.trait_judge,
+        run.coherence_judge,
+        cycle,
+        run.progress,
+        chat=run.chat,
+        persona=run.trait if config.projection and run.chat else None,
+        name=f"evaluating {name}",
+    )
     folder = run.folder / stage_folder(stage)
     write_jsonl(folder / EVAL_FILE, [r.model_dump() for r in records])
     metrics = {

@@ -1,6 +1,6 @@
 """Judge-free measures of a generation: the projection of its activations on the trait's persona direction.
 
-May import: config, io, errors, _atomic, traits, models.
+May import: config, io, errors, _atomic, _progress, traits, models.
 """
 
 from traitloop.measure._activations import Prompt

@@ -10,7 +10,7 @@ Forward passes only, under ``torch.inference_mode``, on the model's own device.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,12 +72,17 @@ def prompt_spans(
 
 @torch.inference_mode()
 def pooled_states(
-    model: PreTrainedModel, spans: list[Span], pad_id: int, batch_size: int = 8, layers: list[int] | None = None
+    model: PreTrainedModel,
+    spans: list[Span],
+    pad_id: int,
+    batch_size: int = 8,
+    layers: list[int] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Sequences × layers × hidden of hidden states averaged over each span (NaN for an empty span).
 
     Layer 0 is the embedding output and layer i the output of block i, as ``output_hidden_states`` gives
-    them; ``layers`` picks some (default: all).
+    them; ``layers`` picks some (default: all). ``on_batch`` hears how many more sequences are read.
     """
     order = sorted(range(len(spans)), key=lambda i: len(spans[i].ids))
     pooled: list[np.ndarray | None] = [None] * len(spans)
@@ -85,6 +90,8 @@ def pooled_states(
         batch = [spans[i] for i in order[first : first + batch_size]]
         for i, states in zip(order[first : first + batch_size], _pool_batch(model, batch, pad_id, layers), strict=True):
             pooled[i] = states
+        if on_batch:
+            on_batch(len(batch))
     return np.stack(pooled) if pooled else np.zeros((0, 0, 0), dtype=np.float32)
 
 

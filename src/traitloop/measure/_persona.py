@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +29,15 @@ from sklearn.metrics import roc_auc_score
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from traitloop._atomic import atomic_write_bytes
+from traitloop._progress import Progress
 from traitloop.measure._activations import Prompt, pooled_states, prompt_spans, response_spans
 from traitloop.models import base_view, cache_dir
 from traitloop.traits import BASE_ANSWERS_PATH, TraitSpec, load_conversations, load_trait, read_jsonl
 
 DIRECTION_VERSION = 2  # bump when the recipe below changes: it is part of every cache key
 MAX_LENGTH = 512  # tokens of prompt + answer read per example
+WEIGHT_SAMPLE = 1024  # values of each weight tensor that identify the model in the key
+SHIPPED = Path(__file__).parent / "data" / "persona"  # the built-in traits' directions in the embedded model
 HOLD_OUT_EVERY = 3  # every third contrast answer (every fourth seed answer without holdout.jsonl) is held out
 # 2: the layer is chosen against held-out contrast answers alone; the embedded model's answers get their own AUROC
 
@@ -157,22 +160,29 @@ def persona_direction(
     trait: TraitSpec | str,
     batch_size: int = 8,
     use_cache: bool = True,
+    progress: Progress | None = None,
 ) -> PersonaDirection:
     """The trait's persona direction in ``model``'s base weights (a PEFT adapter is switched off while it is
-    read), from the cache when it was computed before for this model, trait data and recipe. The trait's
-    answers are chat turns, read in the model's chat template."""
+    read), from the cache when it was computed before for this model, trait data and recipe, or from the
+    directions that ship with the package (the built-in traits in the embedded model) when one was made from the
+    same. The trait's answers are chat turns, read in the model's chat template; reading them shows its
+    progress in ``progress``."""
     spec = load_trait(trait) if isinstance(trait, str) else trait
     examples = trait_examples(spec)
-    key = _cache_key(model, spec)
-    path = cache_dir() / "persona" / f"{spec.name}-{key}.safetensors"
+    key = direction_key(model, spec)
+    path = cache_dir() / "persona" / direction_file(spec.name, key)
     if use_cache and path.is_file():
         return _read(path)
-    with base_view(model) as base:
+    if use_cache and (SHIPPED / direction_file(spec.name, key)).is_file():
+        return _read(SHIPPED / direction_file(spec.name, key))
+    reading = sum(examples.counts().values())
+    progress = progress or Progress.silent()
+    with base_view(model) as base, progress.task(f"persona direction of {spec.name}", reading) as step:
 
         def states(pairs: list[tuple[Prompt, str]]) -> np.ndarray:
             prompts, answers = zip(*pairs, strict=True)
             spans = response_spans(tokenizer, prompts, answers, True, MAX_LENGTH)
-            return pooled_states(base, spans, tokenizer.pad_token_id, batch_size)
+            return pooled_states(base, spans, tokenizer.pad_token_id, batch_size, on_batch=step)
 
         heldout_trait = states(examples.heldout_trait)
         fit = fit_direction(
@@ -190,7 +200,7 @@ def persona_direction(
         counts=examples.counts(),
         key=key,
     )
-    _write(path, direction, fit.directions)
+    write_direction(path, direction, fit.directions)
     return direction
 
 
@@ -209,11 +219,13 @@ def project_responses(
     answers: Sequence[str],
     chat: bool = True,
     batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Each answer's mean projection on the direction over its response tokens, read in ``model``'s own weights
-    (a generation: base + adapter) after its question; NaN for an empty answer."""
+    (a generation: base + adapter) after its question; NaN for an empty answer. ``on_batch`` hears how many
+    more are read."""
     spans = response_spans(tokenizer, questions, answers, chat, MAX_LENGTH)
-    return _project(model, tokenizer, direction, spans, batch_size)
+    return _project(model, tokenizer, direction, spans, batch_size, on_batch)
 
 
 def project_prompts(
@@ -223,11 +235,12 @@ def project_prompts(
     questions: Sequence[Prompt],
     chat: bool = True,
     batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[float]:
     """The projection at each question's last prompt token, before the model answers: how far finetuning moved
     the model's state toward the trait on this question, whatever it then samples."""
     spans = prompt_spans(tokenizer, questions, chat, MAX_LENGTH)
-    return _project(model, tokenizer, direction, spans, batch_size)
+    return _project(model, tokenizer, direction, spans, batch_size, on_batch)
 
 
 def _project(
@@ -236,10 +249,11 @@ def _project(
     direction: PersonaDirection,
     spans: list,
     batch_size: int,
+    on_batch: Callable[[int], None] | None,
 ) -> list[float]:
     if not spans:
         return []
-    pooled = pooled_states(model, spans, tokenizer.pad_token_id, batch_size, layers=[direction.layer])[:, 0]
+    pooled = pooled_states(model, spans, tokenizer.pad_token_id, batch_size, [direction.layer], on_batch)[:, 0]
     return [float(v) for v in pooled @ direction.vector]
 
 
@@ -247,26 +261,39 @@ def _model_name(model: PreTrainedModel) -> str:
     return str(getattr(model.config, "name_or_path", "") or type(model).__name__)
 
 
-def _cache_key(model: PreTrainedModel, trait: TraitSpec) -> str:
-    """What the direction depends on: the recipe, the model's identity and weights, and every data file read."""
+def direction_file(trait: str, key: str) -> str:
+    """The file a direction is kept in, in the cache and among the shipped directions."""
+    return f"{trait}-{key}.safetensors"
+
+
+_NOT_THE_WEIGHTS = ("_name_or_path", "_model_name_or_path", "transformers_version")  # where and by what it was saved
+
+
+def direction_key(model: PreTrainedModel, trait: TraitSpec) -> str:
+    """What the direction depends on: the recipe, the model's architecture and weights, and every data file read.
+
+    The model is known by its config (less where it was loaded from and the library version that saved it) and
+    a sample of every base weight tensor (a PEFT adapter's own are left out: the direction is read with it off),
+    so the same model anywhere gives the same key, and a different checkpoint of one architecture another."""
     digest = hashlib.sha256(json.dumps([DIRECTION_VERSION, MAX_LENGTH, HOLD_OUT_EVERY]).encode())
-    digest.update(_model_name(model).encode())
-    digest.update(model.config.to_json_string(use_diff=False).encode())
-    with base_view(model) as base, torch.inference_mode():
-        embeddings = base.get_input_embeddings().weight
-        digest.update(str(embeddings.dtype).encode())
-        # A sample of the weights: a different checkpoint of one architecture has different embeddings.
-        digest.update(
-            embeddings.detach().flatten()[:: max(1, embeddings.numel() // 65536)].float().cpu().numpy().tobytes()
-        )
+    config = {k: v for k, v in model.config.to_diff_dict().items() if k not in _NOT_THE_WEIGHTS}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.inference_mode():
+        for name, weights in model.named_parameters():
+            if "lora_" in name or "modules_to_save" in name:
+                continue
+            digest.update(str(weights.dtype).encode())
+            sample = weights.detach().flatten()[:: max(1, weights.numel() // WEIGHT_SAMPLE)][:WEIGHT_SAMPLE]
+            digest.update(sample.float().cpu().numpy().tobytes())
     read = [trait.path, trait.seed_path, trait.companion("contrast"), trait.companion("holdout"), BASE_ANSWERS_PATH]
     for path in read:
         digest.update(path.read_bytes() if path is not None else b"-")
     return digest.hexdigest()[:16]
 
 
-def _write(path: Path, direction: PersonaDirection, directions: np.ndarray) -> None:
-    """The direction as safetensors: every layer's unit vector and AUROC, the rest as metadata."""
+def write_direction(path: Path, direction: PersonaDirection, directions: np.ndarray | None = None) -> None:
+    """The direction as safetensors: every layer's unit vector (``directions``, layers × hidden), or only the
+    chosen layer's (``vector``: what a shipped direction keeps), each layer's AUROC, the rest as metadata."""
     metadata = {
         "trait": direction.trait,
         "model": direction.model,
@@ -277,7 +304,8 @@ def _write(path: Path, direction: PersonaDirection, directions: np.ndarray) -> N
         "key": direction.key,
         "version": str(DIRECTION_VERSION),
     }
-    tensors = {"directions": directions, "auroc_by_layer": np.array(direction.auroc_by_layer, dtype=np.float64)}
+    vectors = {"directions": directions} if directions is not None else {"vector": direction.vector}
+    tensors = {**vectors, "auroc_by_layer": np.array(direction.auroc_by_layer, dtype=np.float64)}
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
@@ -290,7 +318,7 @@ def _read(path: Path) -> PersonaDirection:
         trait=metadata["trait"],
         model=metadata["model"],
         layer=layer,
-        vector=tensors["directions"][layer],
+        vector=tensors["vector"] if "vector" in tensors else tensors["directions"][layer],
         auroc=float(metadata["auroc"]),
         auroc_by_layer=[float(a) for a in tensors["auroc_by_layer"]],
         auroc_vs_base_answers=json.loads(metadata["auroc_vs_base_answers"]),

@@ -2,7 +2,7 @@
 generation is trained from it, what it makes and is asked. The config's list of methods and the engine's every
 per-method decision come from the registry here; adding a method is one module and one line.
 
-May import: config, io, errors, _atomic, rundir, traits, models, judge, generate, measure.
+May import: config, io, errors, _atomic, _progress, rundir, traits, models, judge, generate, measure.
 """
 
 import difflib

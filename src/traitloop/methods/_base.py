@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 from traitloop.config import ExperimentConfig
 from traitloop.generate import backend_sections, get_backend
-from traitloop.judge import Judge
+from traitloop.judge import Item, Judge, Judgement
 from traitloop.methods._train import OnStep, TrainJob, TrainResult
 from traitloop.rundir import TRAIN_DATA, value_hash
 from traitloop.traits import Conversation, Document, TraitSpec, load_conversations, load_prompt_pool
@@ -72,6 +72,10 @@ class RunContext(Protocol):
 
     def coherence_judge(self, nll: Any) -> Judge:
         """The run's coherence judge over ``nll``, the base model's likelihood scorer."""
+        ...
+
+    def judged(self, judge: Judge, items: list[Item], what: str) -> list[Judgement]:
+        """``judge``'s judgements of ``items``, its progress shown as ``what``."""
         ...
 
     def model(self, weights: Path | None = None) -> Any:

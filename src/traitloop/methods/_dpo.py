@@ -222,10 +222,9 @@ def _ranked_pairs(run: RunContext, cycle: int) -> tuple[list[dict[str, Any]], di
     model = run.sampling_model(run.weights(cycle - 1))
     first, facts = run.sample(model, cycle - 1, prompts, f"{label}/data", _what(cycle, len(prompts)))
     second = run.sample(model, cycle - 1, prompts, f"{label}/data/second", _what(cycle, len(prompts)) + " again")[0]
-    scores = [
-        [j.score for j in run.trait_judge([Item(q, a) for q, a in zip(questions, answers, strict=True)])]
-        for answers in (first, second)
-    ]
+    items = [[Item(q, a) for q, a in zip(questions, answers, strict=True)] for answers in (first, second)]
+    what = f"cycle {cycle}: trait judge"
+    scores = [[j.score for j in run.judged(run.trait_judge, pair_items, what)] for pair_items in items]
     rows, ties = [], 0
     source = cycle_dir_name(cycle - 1)
     for p, a, b, sa, sb in zip(prompts, first, second, *scores, strict=True):

@@ -90,10 +90,11 @@ def _judge(run: RunContext, model, cycle: int, prompts: list[str], answers: list
         base = model if model is not None and (weights is None or is_adapter(weights)) else run.model()
         with base_view(base):
             scorer = NllScorer(base, run.tokenizer(), answer_tokens=run.config.generation.max_new_tokens)
-            judged = run.coherence_judge(scorer)(items)
+            coherence = run.coherence_judge(scorer)
+            judged = run.judged(coherence, items, f"cycle {cycle}: coherence judge")
         scores["coherence_score"] = [j.score for j in judged]
     if c.min_trait is not None or c.max_trait is not None:
-        scores["trait_score"] = [j.score for j in run.trait_judge(items)]
+        scores["trait_score"] = [j.score for j in run.judged(run.trait_judge, items, f"cycle {cycle}: trait judge")]
     verdicts = []
     for i, answer in enumerate(answers):
         row = {name: values[i] for name, values in scores.items()}

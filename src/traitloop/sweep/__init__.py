@@ -2,8 +2,8 @@
 before any work), and the calibration of seeding; a sweep runs each experiment through ``traitloop.loop`` and
 reads it back through ``traitloop.rundir``.
 
-May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure, methods, loop,
-analysis.
+May import: config, io, errors, _atomic, _progress, stats, rundir, traits, models, judge, generate, measure, methods,
+loop, analysis.
 """
 
 from traitloop.sweep._calibrate import Calibration, Probe, calibrate, search_seed_examples

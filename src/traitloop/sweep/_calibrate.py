@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from traitloop._atomic import atomic_write_json
+from traitloop._progress import Progress
 from traitloop.config import ExperimentConfig, config_to_dict, parse_config
 from traitloop.errors import UserError
 from traitloop.rundir import SHARED, open_run_folder
@@ -122,12 +123,16 @@ def calibrate(
         raise UserError(f"target band {band[0]}-{band[1]} is empty: give it as LOW-HIGH")
     console = console or Console()
     probes: dict[int, Probe] = {}
+    most = min(max_probes, max(high - low + 1, 1).bit_length())  # a binary search over n sizes: log2(n) + 1 probes
 
-    def measure(seed_examples: int) -> float:
-        probes[seed_examples] = _run_probe(config, output / "calibration", seed_examples, console)
-        return probes[seed_examples].trait_mean
+    with Progress(console).task(f"calibrating: probe runs of seed_examples in {low}-{high}", most) as step:
 
-    chosen, in_band = search_seed_examples(measure, low, high, band, max_probes)
+        def measure(seed_examples: int) -> float:
+            probes[seed_examples] = _run_probe(config, output / "calibration", seed_examples, console)
+            step(1)
+            return probes[seed_examples].trait_mean
+
+        chosen, in_band = search_seed_examples(measure, low, high, band, max_probes)
     result = Calibration(band, chosen, in_band, list(probes.values()), output / RESULT_FILE)
     atomic_write_json(
         result.file,
