@@ -279,6 +279,20 @@ def test_study_presets_are_valid_configs_at_the_study_settings(path):
     assert config.seed_examples <= len(load_conversations(trait.seed_path))  # the preset can start
 
 
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_each_study_preset_is_planned_offline_and_fits_an_80_gib_gpu(path):
+    """The study's model ships its config.json, so a preset is planned with no hub; every one fits 80 GiB with its
+    defaults (checkpointing on a GPU, the vLLM engine asleep while a generation trains)."""
+    from traitloop.api import plan
+
+    (planned,) = plan(path, "80GiB")
+    assert planned.model.parameters == pytest.approx(4.02e9, rel=0.02) and not planned.problems
+    assert planned.fits is True and all(stage.peak <= 80 * 2**30 for stage in planned.stages if stage.memory)
+    if path.stem == "sft-reinit":  # a batch of 32 x 2,048 tokens fits only with checkpointing
+        on, off = planned.full_length[True], planned.full_length[False]
+        assert planned.full_length_batch == (32, 2048) and on < 80 * 2**30 < off
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_each_study_preset_reaches_its_first_stages_on_the_cpu(path, embedded_model, tmp_path):

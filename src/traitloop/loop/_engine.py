@@ -21,18 +21,17 @@ from rich.console import Console
 
 from traitloop._atomic import atomic_write_text
 from traitloop._progress import Progress
-from traitloop.config import MAIN_SUITE, NO_CONTEXT, ExperimentConfig, config_to_dict
+from traitloop.config import ExperimentConfig, config_to_dict
 from traitloop.errors import UserError
-from traitloop.loop._check import check_config
-from traitloop.loop._evals import EvalSet, config_eval_sets
+from traitloop.loop._evals import EvalSet
 from traitloop.loop._inputs import check_config_unchanged, check_eval_sets_unchanged
 from traitloop.loop._plan import check_memory, gib
 from traitloop.loop._precision import check_gpus, describe_precision, note_precision
 from traitloop.loop._progress import quiet_libraries
+from traitloop.loop._resolve import resolve
 from traitloop.loop._run import Run
 from traitloop.loop._stages import build_data_stage, evaluate_generation_stages, is_control_seed, run_stage, train_stage
 from traitloop.loop._trackers import CycleLogger
-from traitloop.methods import get_method
 from traitloop.models import resolve_model
 from traitloop.rundir import (
     BASE,
@@ -53,7 +52,6 @@ from traitloop.rundir import (
     save_config,
     summary_rows,
 )
-from traitloop.traits import load_trait, prompt_slices
 
 
 def _write_summary(run: Run) -> pd.DataFrame:
@@ -84,33 +82,21 @@ def _fmt(value: float | None) -> str:
 
 def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
     """Resolve the trait, model, seed set and prompt slices, checking every input before any work starts."""
-    check_config(config)
-    trait = load_trait(config.trait)
-    method = get_method(config.method)
-    seed_set = method.seed_set(trait, config)
-    if config.seed_examples > len(seed_set.examples):
-        raise UserError(
-            f"seed_examples is {config.seed_examples} but {seed_set.path} has only {len(seed_set.examples)} "
-            f"{seed_set.what}"
-        )
-    slices = prompt_slices(
-        seed_set.pool, seed_set.eval_prompts, config.seed, config.cycles, config.samples_per_cycle,
-        config.prompt_sampling,
-    )  # fmt: skip
-    eval_sets = config_eval_sets(trait, config)
-    base = resolve_model(config.model)
+    resolved = resolve(config)
+    if resolved.problems:
+        raise UserError(resolved.problems[0])
     return Run(
         config=config,
         folder=output,
         manifest=Manifest(output / MANIFEST_FILE),
-        trait=trait,
-        method=method,
-        base=base,
-        seed_set=seed_set,
-        seed_hash=content_hash(seed_set.path),
-        slices=slices,
-        main_eval=EvalSet(None, MAIN_SUITE if method.chat else "documents", NO_CONTEXT, seed_set.eval_prompts),
-        eval_sets=eval_sets,
+        trait=resolved.trait,
+        method=resolved.method,
+        base=resolve_model(config.model),
+        seed_set=resolved.seed_set,
+        seed_hash=content_hash(resolved.seed_set.path),
+        slices=resolved.slices,
+        main_eval=resolved.main_eval,
+        eval_sets=dict(resolved.eval_sets),
         console=console,
         progress=Progress(console),
     )

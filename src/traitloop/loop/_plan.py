@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from traitloop.config import MAIN_SUITE, NO_CONTEXT, ExperimentConfig
+from traitloop.config import ExperimentConfig
 from traitloop.errors import UserError
 from traitloop.generate import get_backend
-from traitloop.loop._check import check_config
-from traitloop.loop._evals import EvalSet, config_eval_sets
 from traitloop.loop._memory import weights_bytes
 from traitloop.loop._plan_stages import (
     PlanInputs,
@@ -35,10 +33,9 @@ from traitloop.loop._plan_stages import (
     micro_batch,
     train_stage,
 )
-from traitloop.methods import get_method
+from traitloop.loop._resolve import resolve
 from traitloop.models import ModelShape, model_shape
 from traitloop.rundir import config_stages, eval_set_of, stage_cycle, stage_kind
-from traitloop.traits import load_trait, prompt_slices
 
 GIB = 1 << 30
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -127,27 +124,13 @@ def plan_target(config: ExperimentConfig, gpu_memory: str | int | None = None) -
 
 def _inputs(config: ExperimentConfig, target: Target) -> tuple[PlanInputs, list[str]]:
     """What the run would resolve before any work (its model's shape for its weights), and its problems."""
-    check_config(config)
-    trait = load_trait(config.trait)
-    method = get_method(config.method)
-    seed_set = method.seed_set(trait, config)
-    problems = []
-    if config.seed_examples > len(seed_set.examples):
-        problems.append(
-            f"seed_examples is {config.seed_examples} but {seed_set.path} has only {len(seed_set.examples)} "
-            f"{seed_set.what}"
-        )
-    slices = prompt_slices(
-        seed_set.pool, seed_set.eval_prompts, config.seed, config.cycles, config.samples_per_cycle,
-        config.prompt_sampling,
-    )  # fmt: skip
-    main = EvalSet(None, MAIN_SUITE if method.chat else "documents", NO_CONTEXT, seed_set.eval_prompts)
+    run = resolve(config)
     inputs = PlanInputs(
-        config=config, method=method, shape=model_shape(config.model, config.trust_remote_code), target=target,
-        seed_set=seed_set, slices=slices, eval_sets=[main, *config_eval_sets(trait, config).values()],
+        config=config, method=run.method, shape=model_shape(config.model, config.trust_remote_code), target=target,
+        seed_set=run.seed_set, slices=run.slices, eval_sets=[run.main_eval, *run.eval_sets.values()],
         tokens=TokenCounter(local_tokenizer(config.model, config.trust_remote_code)),
     )  # fmt: skip
-    return inputs, problems + _engine_problems(inputs)
+    return inputs, run.problems + _engine_problems(inputs)
 
 
 def _engine_problems(inputs: PlanInputs) -> list[str]:

@@ -6,6 +6,8 @@ and in no memory. ``init_empty_weights`` registers parameters afresh, which unti
 embeddings; tying them again counts them once, as the published sizes do.
 
 For a hub id only ``config.json`` is fetched (``hf_hub_download``); offline, that is refused with what to do.
+The study's model, which the presets in ``examples/study/`` name, has its public config.json shipped here
+(``data/configs/``), so those presets are planned offline as well.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 from traitloop.errors import UserError
 from traitloop.models._registry import REGISTRY, cache_dir, is_cached, resolve_model
+
+SHIPPED_CONFIGS = Path(__file__).parent / "data" / "configs"  # hub id with / as --, holding config.json alone
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ def model_config(name: str, trust_remote_code: bool = False) -> Any:
     resolved = resolve_model(name)  # a local folder with a config.json, or a hub id; else a UserError
     if Path(resolved).exists():
         return AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    shipped = SHIPPED_CONFIGS / resolved.replace("/", "--")
+    if (shipped / "config.json").is_file():
+        return AutoConfig.from_pretrained(shipped)
     return AutoConfig.from_pretrained(Path(_hub_config(resolved)).parent, trust_remote_code=trust_remote_code)
 
 
