@@ -161,21 +161,37 @@ import os
 import sys
 
 import traitloop
+import traitloop.api
 import traitloop.methods._distill as distill
 import traitloop.methods._dpo as dpo
 import traitloop.methods._sft as sft
 
-device, seen = os.environ["DEVICE"], set()
+import torch
+
+device, seen, peaks = os.environ["DEVICE"], set(), {}
 for module in (sft, dpo, distill):
     original = module.train_and_save
 
-    def spy(trainer, *args, _original=original, **kwargs):
+    def spy(trainer, job, *args, _original=original, **kwargs):
         seen.add(next(p for p in trainer.model.parameters() if p.requires_grad).device.type)
-        return _original(trainer, *args, **kwargs)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        result = _original(trainer, job, *args, **kwargs)
+        if device == "cuda":
+            peaks[f"{job.output_dir.parent.name}/train"] = torch.cuda.max_memory_allocated()
+        return result
 
     module.train_and_save = spy
 traitloop.run(sys.argv[1], output=sys.argv[2])
 assert seen == {device}, f"training ran on {seen}, not {device}"
+if peaks:  # the memory plan's estimate of each training stage beside the peak torch measured in it
+    (planned,) = traitloop.api.plan(sys.argv[1])
+    # torch counts the tensors it allocates, not the CUDA context the plan adds to every stage
+    estimates = {s.stage: sum(i.bytes for i in s.memory if not i.name.startswith("CUDA")) for s in planned.stages}
+    for stage, measured in sorted(peaks.items()):
+        estimated = estimates[stage]
+        print(f"PEAK {stage}: estimated {estimated / 2**30:.2f} GiB, measured {measured / 2**30:.2f} GiB "
+              f"({estimated / measured - 1:+.0%})")
 print(f"trained on {device}")
 PY
 }
