@@ -3,8 +3,8 @@
 ``new_trait``, ``validate_trait``, ``list_traits``, ``new_pool``, ``import_pool``; and ``load_config`` /
 ``parse_config``, which check a config as a run does. One module per concern; the names are all here.
 
-May import: config, io, errors, _atomic, stats, rundir, traits, models, judge, generate, measure, methods, loop,
-author, analysis, sweep.
+May import: config, io, errors, _atomic, _progress, stats, rundir, traits, models, judge, generate, measure, methods,
+loop, author, analysis, sweep.
 """
 
 from traitloop.api._analysis import compare, eval_set_verdicts, report, verdict
