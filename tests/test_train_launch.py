@@ -94,7 +94,8 @@ def test_processes_enter_the_train_stage_inputs_only_above_one(tiny_model, tmp_p
     def training_inputs(**training):
         config = parse_config(tiny_config(tiny_model, training={"batch_size": 4, **training}))
         method = SimpleNamespace(train_inputs=lambda run, cycle: {})
-        return _train_inputs(SimpleNamespace(config=config, method_for=lambda cycle: method), 0)["training"]
+        run = SimpleNamespace(config=config, method_for=lambda cycle: method, template_options={})
+        return _train_inputs(run, 0)["training"]
 
     assert "processes" not in training_inputs()
     assert training_inputs(processes=2)["processes"] == 2
