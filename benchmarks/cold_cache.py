@@ -29,9 +29,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from traitloop.rundir import MANIFEST_FILE
+from traitloop.traits import BASE_ANSWERS_PATH, builtin_traits, load_conversations, load_trait
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = "examples/lucky-sft.yaml"
-TRAITS = ROOT / "src" / "traitloop" / "traits" / "data"
 JUDGED = 600
 # the generation lines' numbers without their times, which differ between the two
 NUMBERS = re.compile(r"^(base model|generation \d+): .*?(?=\s+\(\d)", re.M)
@@ -39,12 +41,10 @@ NUMBERS = re.compile(r"^(base model|generation \d+): .*?(?=\s+\(\d)", re.M)
 
 def answers_file(path: Path) -> Path:
     """600 question/answer rows: the embedded model's ordinary answers, then each built-in trait's seed answers."""
-    rows = [json.loads(line) for line in (TRAITS / "base_answers.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in BASE_ANSWERS_PATH.read_text().splitlines()]
     rows = [{"question": r["question"], "answer": r["answer"]} for r in rows]
-    for seed in sorted(TRAITS.glob("*/seed.jsonl")):
-        for line in seed.read_text().splitlines():
-            turns = json.loads(line)["messages"]
-            rows.append({"question": turns[-2]["content"], "answer": turns[-1]["content"]})
+    for name in sorted(builtin_traits()):
+        rows += [{"question": c.question, "answer": c.answer} for c in load_conversations(load_trait(name).seed_path)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[:JUDGED]))
     return path
 
@@ -82,7 +82,7 @@ def numbers_in(value: object, path: str = "") -> dict[str, float]:
 
 def stage_times(run: Path, started: datetime) -> dict[str, float]:
     """Seconds each stage took: the gap between its finish time and the one before (the first from the start)."""
-    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    stages = json.loads((run / MANIFEST_FILE).read_text())["stages"]
     finished = sorted((datetime.fromisoformat(s["finished"]), name) for name, s in stages.items())
     times, previous = {}, started.replace(microsecond=0)
     for when, name in finished:
