@@ -53,6 +53,13 @@ def best_seconds(work, repeats: int) -> float:
     return best
 
 
+def bfloat16_matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The best of several bfloat16 ``size`` x ``size`` matrix products, in GFLOP/s: the ceiling of training
+    that computes in bfloat16 (emulated, and slow, on a CPU without bfloat16 matrix units)."""
+    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    return 2 * size**3 / best_seconds(lambda: a @ b, repeats) / 1e9
+
+
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> tuple[float, float]:
     """The best of several fp32 ``size`` x ``size`` matrix products, in GFLOP/s: through torch's matmul
     (MKL) and through oneDNN with the weight packed (what the local backend uses). The faster is the ceiling."""

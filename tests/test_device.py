@@ -24,7 +24,15 @@ from traitloop.generate._packed import packing_available
 from traitloop.judge import NllScorer
 from traitloop.methods import TrainJob
 from traitloop.methods._train import trainer_arguments
-from traitloop.models import CPU_FLOAT32, load_model, load_tokenizer, resolve_device, resolve_precision
+from traitloop.models import (
+    CPU_FLOAT32,
+    dtype_name,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+    resolve_precision,
+    resolve_training_precision,
+)
 
 SRC = Path(__file__).parent.parent / "src" / "traitloop"
 
@@ -35,6 +43,14 @@ def a_gpu(monkeypatch):
     support = {"bf16": True}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: support["bf16"])
+    return support
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """The CPU's bfloat16 support as oneDNN reports it, switchable (on by default)."""
+    support = {"native": True}
+    monkeypatch.setattr("traitloop.models._device.cpu_computes_bfloat16", lambda: support["native"])
     return support
 
 
@@ -81,7 +97,55 @@ def test_trainer_arguments_follow_the_run_precision(a_gpu, tmp_path):
 
     assert placement("auto") == (False, True)  # the GPU, bf16 autocast: nothing forces the CPU
     assert placement("cuda", "float32") == (False, False)
-    assert placement("cpu") == (True, False)
+    assert placement("cpu", "float32") == (True, False)
+
+
+def test_auto_trains_in_bfloat16_on_a_cpu_that_computes_it_natively(native_bf16, tmp_path):
+    """Under dtype: auto a CPU generates in float32 but trains in bfloat16 where it has bfloat16 matrix units;
+    without them, or with dtype: float32 named, it trains in float32."""
+    config = parse_config({"trait": "lucky"}).training
+
+    def trains_in(device: str = "auto", dtype: str = "auto") -> tuple[str, bool]:
+        job = TrainJob(method="sft", base="m", data=tmp_path, output_dir=tmp_path, training=config, seed=0,
+                       device=device, dtype=dtype)  # fmt: skip
+        return dtype_name(resolve_training_precision(device, dtype).dtype), trainer_arguments(job, tmp_path)["bf16"]
+
+    assert resolve_precision().facts == {"device": "cpu", "dtype": "float32"}  # generation stays float32
+    assert trains_in() == trains_in("cpu") == ("bfloat16", True)
+    assert trains_in("cpu", "float32") == ("float32", False)
+    native_bf16["native"] = False  # e.g. an older x86 CPU: bfloat16 would be emulated, slower than float32
+    assert trains_in() == ("float32", False)
+    assert trains_in("cpu", "bfloat16") == ("bfloat16", True)  # named: as asked
+
+
+def test_training_in_bfloat16_on_a_cpu_reaches_the_frozen_base_and_the_autocast(native_bf16, tiny_model, tmp_path):
+    """The frozen base is held in bfloat16, the adapter in float32, and the trainer's forward computes the
+    base layers in bfloat16 (autocast); every adapter weight still trains."""
+    from jobs import job, train
+
+    from traitloop.config import LoraConfig, TrainingConfig
+    from traitloop.methods._train import trainable_model
+    from traitloop.traits import load_conversations, load_trait
+
+    config = TrainingConfig(epochs=1, batch_size=4, max_length=128, lora=LoraConfig(r=4, alpha=8))
+    rows = load_conversations(load_trait("lucky").seed_path)[:4]
+    model = trainable_model(job(tiny_model, tmp_path / "adapter", rows, "sft", config, seed=3))
+    dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
+    assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+
+    seen: set[torch.dtype] = set()
+
+    def record(module, args, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)  # every layer the trainer runs
+    try:
+        result = train(tiny_model, tmp_path / "trained", rows, "sft", config, seed=3)
+    finally:
+        handle.remove()
+    # The adapter's own layers hold float32 weights: only autocast makes them compute in bfloat16.
+    assert result.steps == 1 and seen == {torch.bfloat16}
 
 
 def test_load_model_places_weights_in_the_dtype_and_on_the_device(tiny_model):
@@ -206,3 +270,32 @@ def test_runs_made_before_precision_was_recorded_resume_without_a_note(tiny_mode
     before = stages(run)
     printed = resume(tiny_model, run)
     assert "note:" not in printed and stages(run) == before
+
+
+def test_train_stages_record_their_training_dtype_and_a_run_refuses_to_mix_them(tiny_model, finished_run, tmp_path):
+    """A chain trained partly in bfloat16 (a CPU with it natively) and partly in float32 (one without) mixes
+    precisions like any other: each train stage records what it trained in, and a resume elsewhere stops."""
+    trains = dtype_name(resolve_training_precision().dtype)
+    recorded = {name: record.get("train_dtype") for name, record in stages(finished_run).items()}
+    assert {recorded[name] for name in recorded if name.endswith("/train")} == {trains}
+    assert all(recorded[name] is None for name in recorded if not name.endswith("/train"))
+
+    other = "float32" if trains == "bfloat16" else "bfloat16"
+    run = tmp_path / "elsewhere"
+    shutil.copytree(finished_run, run)
+
+    def trained_elsewhere(name: str, record: dict) -> None:
+        if "train_dtype" in record:
+            record["train_dtype"] = other
+        if "cycle_002" in name:
+            record["status"] = "killed"
+
+    rewrite_stages(run, trained_elsewhere)
+    with pytest.raises(UserError) as refused:
+        resume(tiny_model, run)
+    message = str(refused.value)
+    assert f"stage cycle_002/train would train in {trains}, but stage cycle_000/train of this run trained in" in message
+    assert f"trained in {other}: one chain of generations would mix training precisions" in message
+    assert "dtype: float32" in message and "allow_mixed_precision: true" in message
+    resume(tiny_model, run, allow_mixed_precision=True)
+    assert stages(run)["cycle_002/train"]["train_dtype"] == trains

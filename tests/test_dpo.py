@@ -17,7 +17,7 @@ from test_loop import _start, assert_killed_and_resumed_matches, read_jsonl, run
 
 from traitloop.config import DpoConfig, LoraConfig, TrainingConfig
 from traitloop.methods import Pair, weights_hash
-from traitloop.models import load_model
+from traitloop.models import load_model, resolve_training_precision
 from traitloop.traits import load_conversations, load_trait
 
 # A learning rate far above the default so a few steps visibly move a 2-layer random model.
@@ -50,7 +50,8 @@ def test_fresh_dpo_logs_its_metrics_changes_every_weight_and_references_the_base
     assert facts["reward_margin"] > 0 and facts["reward_chosen"] > facts["reward_rejected"]
     assert facts["kl_proxy"] == pytest.approx(-(facts["reward_chosen"] + facts["reward_rejected"]) / 0.2, abs=1e-3)
     assert facts["reference"] == "base"
-    assert facts["reference_weights"] == weights_hash(load_model(str(tiny_model)).state_dict())
+    held = load_model(str(tiny_model), precision=resolve_training_precision())  # as training holds the frozen base
+    assert facts["reference_weights"] == weights_hash(held.state_dict())
     adapter = load_file(tmp_path / "gen0" / "adapter_model.safetensors")
     assert adapter and all("lora_" in name for name in adapter)
     assert all(weight.abs().sum() > 0 for name, weight in adapter.items() if "lora_B" in name)  # B starts at 0

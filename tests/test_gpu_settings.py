@@ -184,7 +184,12 @@ def test_a_run_says_where_it_computes_and_why_auto_chose_the_cpu(finished_run):
 
     out = StringIO()
     traitloop.run(finished_run / "config.yaml", output=finished_run, console=Console(file=out, width=200))
-    assert out.getvalue().splitlines()[0] == "device: cpu (device auto: torch sees no usable CUDA GPU), dtype: float32"
+    from traitloop.models import resolve_training_precision
+
+    trains_bf16 = resolve_training_precision().dtype == torch.bfloat16  # a CPU with native bfloat16 trains in it
+    line = "device: cpu (device auto: torch sees no usable CUDA GPU), dtype: float32"
+    line += " (training: bfloat16, native on this CPU)" if trains_bf16 else ""
+    assert out.getvalue().splitlines()[0] == line
     status = traitloop.status(finished_run)
     assert {row["device"] for row in status if row["cycle"] != "base"} == {"cpu/float32"}
 

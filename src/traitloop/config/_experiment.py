@@ -98,8 +98,9 @@ class ExperimentConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description="What models compute in: auto is bfloat16 on a GPU that supports it (Ampere and later), "
-        "float32 otherwise and always on CPU (the CPU path is fp32). Training keeps fp32 weights and computes "
-        "in bfloat16 through autocast.",
+        "float32 otherwise. On a CPU, auto generates and scores in float32 (the fast path there) and trains in "
+        "bfloat16 where the CPU computes it natively (AVX512-BF16, AMX), else float32; float32 trains in float32 "
+        "too. Training keeps fp32 weights and computes in bfloat16 through autocast.",
     )
     allow_mixed_precision: bool = Field(
         False,

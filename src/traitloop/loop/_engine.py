@@ -163,7 +163,7 @@ def _run_locked(run: Run, force: bool) -> pd.DataFrame:
     """The run itself, while this process holds the run folder's lock."""
     config, output = run.config, run.folder
     check_config_unchanged(run, force)
-    run.console.print(describe_precision(run.precision, run.config.device), highlight=False)
+    run.console.print(describe_precision(run.precision, run.config.device, run.training_precision), highlight=False)
     check_gpus(run)
     note_precision(run)
     _write_run_header(run)

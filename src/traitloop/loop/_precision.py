@@ -3,7 +3,10 @@
 Device and dtype are facts of a stage, never inputs: a finished run moved to another machine is not redone.
 But a chain of generations made partly in float32 and partly in bfloat16 would confound the trend a run
 measures with a change of precision, so a run that would mix them stops, unless ``allow_mixed_precision``.
-Stages recorded before traitloop recorded precision say nothing, and are not compared.
+Stages recorded before traitloop recorded precision say nothing, and are not compared. Train stages also
+record ``train_dtype``, the dtype training computed in (bfloat16 on a CPU with native bfloat16 under
+``dtype: auto``, while the run generates in float32): generations trained in different dtypes are mixed
+precisions too.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from traitloop.models import Precision, dtype_name
 from traitloop.rundir import cycle_dir_name
 
 PRECISION_FACTS = ("device", "dtype")
+TRAIN_DTYPE = "train_dtype"
 
 
 def runs_a_model(run: Run, stage: str) -> bool:
@@ -52,10 +56,12 @@ def note_precision(run: Run) -> None:
 
 def stage_precision(run: Run, stage: str) -> dict[str, str]:
     """The device and dtype facts to record for ``stage``, which is about to run ({} for a stage that runs no
-    model). Refuses, before any work, to make it in another dtype than the run's other recorded stages."""
+    model), with ``train_dtype`` for a train stage. Refuses, before any work, to make it in another dtype than
+    the run's other recorded stages, or to train in another dtype than its other train stages."""
     if not runs_a_model(run, stage):
         return {}
     now = run.precision.facts
+    trains = {TRAIN_DTYPE: dtype_name(run.training_precision.dtype)} if is_train_stage(stage) else {}
     if not run.config.allow_mixed_precision:
         for other, made in recorded_precisions(run):
             if other != stage and made["dtype"] != now["dtype"]:
@@ -65,18 +71,40 @@ def stage_precision(run: Run, stage: str) -> dict[str, str]:
                     f"precisions. Set dtype: {made['dtype']} to match it, or allow_mixed_precision: true to "
                     "mix them, or start a new --output"
                 )
-    return now
+        for other, trained in recorded_train_dtypes(run):
+            if trains and other != stage and trained != trains[TRAIN_DTYPE]:
+                raise UserError(
+                    f"stage {stage} would train in {trains[TRAIN_DTYPE]}, but stage {other} of this run trained in "
+                    f"{trained}: one chain of generations would mix training precisions (dtype: auto trains in "
+                    "bfloat16 only on a CPU that computes it natively). Set dtype: float32 to train in float32, "
+                    "or allow_mixed_precision: true to mix them, or start a new --output"
+                )
+    return {**now, **trains}
 
 
-def describe_precision(precision: Precision, asked: str) -> str:
-    """The line a run starts with: where it computes and in what dtype, and why when ``device: auto`` found no
-    GPU (a run that meant to use one must not fall back to the CPU unnoticed)."""
+def is_train_stage(stage: str) -> bool:
+    return stage.endswith("/train")
+
+
+def recorded_train_dtypes(run: Run) -> list[tuple[str, str]]:
+    """(stage, train_dtype) for each of the config's recorded train stages that says what it trained in."""
+    records = ((stage, run.manifest.stages.get(stage, {})) for stage in run.planned_stages())
+    return [(stage, record[TRAIN_DTYPE]) for stage, record in records if TRAIN_DTYPE in record]
+
+
+def describe_precision(precision: Precision, asked: str, training: Precision | None = None) -> str:
+    """The line a run starts with: where it computes and in what dtype (and training's, where it differs), and
+    why when ``device: auto`` found no GPU (a run that meant to use one must not fall back to the CPU
+    unnoticed)."""
     device = precision.device
     if device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:
         where = "cpu" + (" (device auto: torch sees no usable CUDA GPU)" if asked == "auto" else "")
-    return f"device: {where}, dtype: {dtype_name(precision.dtype)}"
+    line = f"device: {where}, dtype: {dtype_name(precision.dtype)}"
+    if training is not None and training.dtype != precision.dtype:
+        line += f" (training: {dtype_name(training.dtype)}, native on this CPU)"
+    return line
 
 
 def check_gpus(run: Run) -> None:

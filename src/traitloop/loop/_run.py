@@ -18,7 +18,14 @@ from traitloop.generate import Engine, Generator, SamplingParams, get_backend
 from traitloop.judge import Item, Judge, Judgement, judge_kind
 from traitloop.loop._evals import EvalSet
 from traitloop.methods import Method, SeedSet
-from traitloop.models import Precision, applied_template_options, load_model, load_tokenizer, resolve_precision
+from traitloop.models import (
+    Precision,
+    applied_template_options,
+    load_model,
+    load_tokenizer,
+    resolve_precision,
+    resolve_training_precision,
+)
 from traitloop.rundir import (
     BASE,
     TRAIN,
@@ -117,6 +124,12 @@ class Run:
     def precision(self) -> Precision:
         """The device and dtype the config's ``device`` and ``dtype`` resolve to on this machine."""
         return resolve_precision(self.config.device, self.config.dtype)
+
+    @cached_property
+    def training_precision(self) -> Precision:
+        """Where and in what dtype train stages compute (``models.resolve_training_precision``): the run's
+        precision, but bfloat16 under ``dtype: auto`` on a CPU that computes it natively."""
+        return resolve_training_precision(self.config.device, self.config.dtype)
 
     def model(self, weights: Path | None = None):
         return load_model(self.base, weights, trust_remote_code=self.config.trust_remote_code, precision=self.precision)

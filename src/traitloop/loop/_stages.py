@@ -16,7 +16,7 @@ from traitloop.loop._evals import EvalSet
 from traitloop.loop._evaluate import evaluate_generation, metrics_from_records
 from traitloop.loop._inputs import config_inputs
 from traitloop.loop._plan import largest_micro_batch
-from traitloop.loop._precision import stage_precision
+from traitloop.loop._precision import TRAIN_DTYPE, stage_precision
 from traitloop.loop._run import Run
 from traitloop.methods import TrainJob, TrainResult, batch_split, train_job, train_launched, uses_checkpointing
 from traitloop.models import is_adapter
@@ -84,7 +84,7 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
         chat_template_kwargs=run.config.generation.chat_template_kwargs,
         report_to=run.config.report_to,
         log_dir=run.folder / "tensorboard" / label,
-        **run.precision.facts,  # the device and dtype the trainer runs in
+        **run.training_precision.facts,  # the device and dtype the trainer runs in
         **method.job_settings(run, cycle),
     )
     with run.device_for_training(), run.progress.task(f"cycle {cycle}: training", None) as step:
@@ -102,6 +102,7 @@ def train_stage(run: Run, cycle: int) -> dict[str, Any]:
         "loss_first": round(result.losses[0], 4) if result.losses else None,
         "loss_last": round(result.losses[-1], 4) if result.losses else None,
         "started_from": cycle_dir_name(cycle - 1) if start_from else BASE,
+        **({TRAIN_DTYPE: result.dtype} if result.dtype else {}),  # as the trainer computed it
         **result.facts,
     }
 

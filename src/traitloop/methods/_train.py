@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from traitloop.config import TrainingConfig
-from traitloop.models import CPU_FLOAT32, Precision, is_adapter, load_model, resolve_precision
+from traitloop.models import CPU_FLOAT32, Precision, is_adapter, load_model, resolve_training_precision
 
 OnStep = Callable[[int, int], None]
 
@@ -61,6 +61,7 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     tokens: int | None = None  # tokens the model was trained on (padding excluded), every epoch counted
+    dtype: str | None = None  # what the trainer computed in: bfloat16 (autocast) or float32
     facts: dict[str, Any] = field(default_factory=dict)  # method-specific: DPO rewards, the reference used
 
     @property
@@ -92,9 +93,10 @@ def trainer_callbacks(job: TrainJob, on_step: OnStep | None) -> list[TrainerCall
 def trainer_arguments(job: TrainJob, scratch: Path) -> dict[str, Any]:
     """Keyword arguments shared by every TRL trainer config, so every method trains under the same settings.
 
-    The job's ``device`` and ``dtype`` are the run's (``auto`` or a name, see ``models.resolve_precision``): the
-    trainer places the model on that device itself (each launched process on its own GPU) and, for bfloat16,
-    computes through autocast while the weights it updates stay float32.
+    The job's ``device`` and ``dtype`` are the run's (``auto`` or a name, see ``models.resolve_training_precision``):
+    the trainer places the model on that device itself (each launched process on its own GPU) and, for bfloat16
+    (a GPU's, or under ``auto`` a CPU's with native bfloat16), computes through autocast while the weights it
+    updates stay float32.
 
     ``batch_size`` is a step's global batch: under a multi-process launch each process takes its share, in
     micro-batches accumulated to a step (``batch_split``), so the learning-rate schedule is the same however
@@ -104,7 +106,7 @@ def trainer_arguments(job: TrainJob, scratch: Path) -> dict[str, Any]:
     "wandb", go through the trainer's own ``report_to``.
     """
     config = job.training
-    precision = resolve_precision(job.device, job.dtype)
+    precision = resolve_training_precision(job.device, job.dtype)
     micro, accumulation = batch_split(config, world_size())
     checkpointing = uses_checkpointing(config, precision.device)
     return {
@@ -166,13 +168,13 @@ def lora_config(config: TrainingConfig):
 
 
 def frozen_precision(job: TrainJob) -> Precision:
-    """Where and in what dtype the weights that stay frozen are held: the run's dtype on this process's device
-    (a 4B model's frozen base in bfloat16 is 8 GB, not fp32's 16 GB plus an autocast copy). Weights that train
-    (LoRA's, or all of them with ``full_finetune``) stay float32: PEFT keeps an adapter in fp32 beside a bf16
-    base, and the trainer updates fp32 master weights."""
+    """Where and in what dtype the weights that stay frozen are held: the dtype training computes in, on this
+    process's device (a 4B model's frozen base in bfloat16 is 8 GB, not fp32's 16 GB plus an autocast copy).
+    Weights that train (LoRA's, or all of them with ``full_finetune``) stay float32: PEFT keeps an adapter in
+    fp32 beside a bf16 base, and the trainer updates fp32 master weights."""
     if job.training.full_finetune:
         return CPU_FLOAT32  # every weight trains: fp32 master weights, moved to the device by the trainer
-    precision = resolve_precision(job.device, job.dtype)
+    precision = resolve_training_precision(job.device, job.dtype)
     if precision.device.type == "cuda":  # each launched process on its own GPU
         return Precision(torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))), precision.dtype)
     return precision
@@ -212,6 +214,7 @@ def train_and_save(trainer, job: TrainJob, examples: int, **save_kwargs: Any) ->
         seconds=seconds,
         losses=[entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
         tokens=int(trainer.state.num_input_tokens_seen) or None,
+        dtype="bfloat16" if trainer.args.bf16 else "float32",
     )
 
 

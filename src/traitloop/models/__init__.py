@@ -4,7 +4,15 @@ loading a base model with a generation's weights onto the run's device.
 May import: config, io, errors, _atomic.
 """
 
-from traitloop.models._device import CPU_FLOAT32, Precision, dtype_name, resolve_device, resolve_precision
+from traitloop.models._device import (
+    CPU_FLOAT32,
+    Precision,
+    cpu_computes_bfloat16,
+    dtype_name,
+    resolve_device,
+    resolve_precision,
+    resolve_training_precision,
+)
 from traitloop.models._export import EXPORT_FILE, export_weights
 from traitloop.models._load import (
     applied_template_options,
@@ -24,6 +32,7 @@ __all__ = [
     "ModelShape",
     "REGISTRY",
     "Precision",
+    "cpu_computes_bfloat16",
     "base_view",
     "cache_dir",
     "dtype_name",
@@ -40,4 +49,5 @@ __all__ = [
     "resolve_device",
     "resolve_model",
     "resolve_precision",
+    "resolve_training_precision",
 ]

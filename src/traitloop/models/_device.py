@@ -1,9 +1,11 @@
 """Where a run's models compute and in which dtype: resolved once from the config's ``device`` and ``dtype``.
 
 ``auto`` means the GPU when torch sees one, else the CPU; and on a GPU bfloat16 where it is supported
-(Ampere and later), float32 elsewhere. The CPU stays at float32: the oneDNN-packed generation path and the
-CPU's matrix units are fp32, and a 135M model fits in memory anyway. Training keeps float32 master
-weights in any case; on a GPU with bfloat16 it computes in bfloat16 through autocast.
+(Ampere and later), float32 elsewhere. The CPU generates and scores in float32: the oneDNN-packed
+generation path is fp32, and a 135M model's decode steps are faster in it. Training keeps float32 master
+weights in any case; it computes in bfloat16 through autocast on a GPU with bfloat16, and under ``auto`` on a
+CPU whose matrix units compute bfloat16 natively (AVX512-BF16 or AMX), where a LoRA step takes half the time
+(``benchmarks/training_collation.py``).
 """
 
 from __future__ import annotations
@@ -70,3 +72,19 @@ def resolve_precision(device: str | torch.device = "auto", dtype: str | torch.dt
     """The config's ``device`` and ``dtype`` (``auto`` or a name) as what this machine will use."""
     resolved = resolve_device(device)
     return Precision(resolved, resolve_dtype(dtype, resolved))
+
+
+def resolve_training_precision(device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> Precision:
+    """Where and in what dtype training computes: the run's precision, except that ``dtype: auto`` on a CPU
+    trains in bfloat16 where the CPU computes it natively (the run still generates and scores in float32).
+    A ``dtype`` the config names is kept as it is: ``float32`` trains in float32 everywhere."""
+    precision = resolve_precision(device, dtype)
+    if dtype == "auto" and precision.device.type == "cpu" and cpu_computes_bfloat16():
+        return Precision(precision.device, torch.bfloat16)
+    return precision
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), as oneDNN reports it.
+    Elsewhere bfloat16 is emulated, slower than float32."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
