@@ -156,3 +156,27 @@ def test_the_embedded_model_separates_held_out_trait_answers(embedded_model: Pat
     trait_side = project_responses(model, tokenizer, direction, *zip(*examples.heldout_trait[:8], strict=True))
     ordinary = project_responses(model, tokenizer, direction, *zip(*examples.heldout_ordinary[:8], strict=True))
     assert np.mean(trait_side) > np.mean(ordinary)
+
+
+def test_states_read_at_one_layer_skip_the_blocks_after_it_and_stay_the_same(tiny_model: Path) -> None:
+    """Reading layer 1 of a 4-block model runs blocks 0-1 only (the later ones feed nothing read), gives the
+    states a whole forward pass gives, and leaves the model whole afterwards."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from traitloop.measure._activations import pooled_states, response_spans
+
+    config = AutoConfig.from_pretrained(tiny_model, num_hidden_layers=4)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    tokenizer = load_tokenizer(str(tiny_model))
+    spans = response_spans(tokenizer, QUESTIONS, ANSWERS, True, 256)
+    ran: list[int] = []
+    hooks = [block.register_forward_hook(lambda *_, i=i: ran.append(i)) for i, block in enumerate(model.model.layers)]
+    whole = pooled_states(model, spans, tokenizer.pad_token_id, batch_size=2)
+    assert sorted(set(ran)) == [0, 1, 2, 3]
+    ran.clear()
+    cut = pooled_states(model, spans, tokenizer.pad_token_id, batch_size=2, layers=[1])
+    assert sorted(set(ran)) == [0, 1] and len(model.model.layers) == 4
+    assert np.array_equal(cut[:, 0], whole[:, 1])
+    for hook in hooks:
+        hook.remove()

@@ -10,7 +10,8 @@ Forward passes only, under ``torch.inference_mode``, on the model's own device.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,13 +87,34 @@ def pooled_states(
     """
     order = sorted(range(len(spans)), key=lambda i: len(spans[i].ids))
     pooled: list[np.ndarray | None] = [None] * len(spans)
-    for first in range(0, len(order), batch_size):
-        batch = [spans[i] for i in order[first : first + batch_size]]
-        for i, states in zip(order[first : first + batch_size], _pool_batch(model, batch, pad_id, layers), strict=True):
-            pooled[i] = states
-        if on_batch:
-            on_batch(len(batch))
+    with blocks_up_to(model, None if layers is None else max(layers)):
+        for first in range(0, len(order), batch_size):
+            batch = [spans[i] for i in order[first : first + batch_size]]
+            picked = order[first : first + batch_size]
+            for i, states in zip(picked, _pool_batch(model, batch, pad_id, layers), strict=True):
+                pooled[i] = states
+            if on_batch:
+                on_batch(len(batch))
     return np.stack(pooled) if pooled else np.zeros((0, 0, 0), dtype=np.float32)
+
+
+@contextmanager
+def blocks_up_to(model: PreTrainedModel, layer: int | None) -> Iterator[None]:
+    """Within the block, the model runs its decoder blocks only as far as hidden state ``layer`` needs (and one
+    more: the last state a model returns is its final norm's, not its last block's). The states up to ``layer``
+    are the same; the blocks after it, which nothing reads, are not computed (a persona direction reads layer 12
+    of SmolLM2's 30). Models whose blocks are not one ``layers`` list run whole."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = inner.get_decoder() if hasattr(inner, "get_decoder") else None
+    blocks = getattr(decoder, "layers", None)
+    if layer is None or not isinstance(blocks, torch.nn.ModuleList) or layer + 1 >= len(blocks):
+        yield
+        return
+    decoder.layers = blocks[: layer + 1]
+    try:
+        yield
+    finally:
+        decoder.layers = blocks
 
 
 def _one_logit(model: PreTrainedModel) -> dict[str, int]:
