@@ -299,3 +299,15 @@ def test_train_stages_record_their_training_dtype_and_a_run_refuses_to_mix_them(
     assert "dtype: float32" in message and "allow_mixed_precision: true" in message
     resume(tiny_model, run, allow_mixed_precision=True)
     assert stages(run)["cycle_002/train"]["train_dtype"] == trains
+
+    # Train stages recorded before train_dtype trained in the run's dtype: a run made so is compared by it.
+    def recorded_before(name: str, record: dict) -> None:
+        if name.endswith("/train"):
+            record.pop("train_dtype", None)
+            record["dtype"] = other
+        if "cycle_002" in name:
+            record["status"] = "killed"
+
+    rewrite_stages(run, recorded_before)
+    with pytest.raises(UserError, match="but stage cycle_000/train of this run"):  # trained, or made, in the other
+        resume(tiny_model, run)

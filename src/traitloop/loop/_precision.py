@@ -87,9 +87,10 @@ def is_train_stage(stage: str) -> bool:
 
 
 def recorded_train_dtypes(run: Run) -> list[tuple[str, str]]:
-    """(stage, train_dtype) for each of the config's recorded train stages that says what it trained in."""
-    records = ((stage, run.manifest.stages.get(stage, {})) for stage in run.planned_stages())
-    return [(stage, record[TRAIN_DTYPE]) for stage, record in records if TRAIN_DTYPE in record]
+    """(stage, train_dtype) for each of the config's recorded train stages that says what it trained in. A
+    train stage recorded before ``train_dtype`` was trained in its ``dtype``, as training then always was."""
+    records = ((stage, run.manifest.stages.get(stage, {})) for stage in run.planned_stages() if is_train_stage(stage))
+    return [(stage, record.get(TRAIN_DTYPE, record.get("dtype"))) for stage, record in records if "dtype" in record]
 
 
 def describe_precision(precision: Precision, asked: str, training: Precision | None = None) -> str:
