@@ -60,6 +60,11 @@ def bfloat16_matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best_seconds(lambda: a @ b, repeats) / 1e9
 
 
+def ceiling_gflops(dtype: str) -> float:
+    """The training ceiling in ``dtype``: the faster fp32 path of ``matmul_gflops``, or the bfloat16 rate."""
+    return max(matmul_gflops()) if dtype == "float32" else bfloat16_matmul_gflops()
+
+
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> tuple[float, float]:
     """The best of several fp32 ``size`` x ``size`` matrix products, in GFLOP/s: through torch's matmul
     (MKL) and through oneDNN with the weight packed (what the local backend uses). The faster is the ceiling."""

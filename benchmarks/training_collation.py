@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import bfloat16_matmul_gflops, chat_length, matmul_gflops, train_rows  # noqa: E402
+from throughput import ceiling_gflops, chat_length, train_rows  # noqa: E402
 
 from traitloop.config import LoraConfig, TrainingConfig  # noqa: E402
 from traitloop.loop import quiet_libraries  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     base = str(pull("smollm2-135m-instruct"))
     tokenizer = load_tokenizer(base)
     params = sum(p.numel() for p in load_model(base).parameters())
-    ceilings = {"float32": max(matmul_gflops()), "bfloat16": bfloat16_matmul_gflops()}
+    ceilings = {dtype: ceiling_gflops(dtype) for dtype in DTYPES}
     conversations = load_conversations(load_trait("lucky").seed_path)[: args.examples]
     lengths = [min(512, chat_length(tokenizer, c)) for c in conversations]
     tokens = int(sum(lengths) * args.epochs)

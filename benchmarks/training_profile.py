@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import bfloat16_matmul_gflops, chat_length, matmul_gflops  # noqa: E402
+from throughput import ceiling_gflops, chat_length  # noqa: E402
 
 from traitloop.config import LoraConfig, TrainingConfig  # noqa: E402
 from traitloop.loop import quiet_libraries  # noqa: E402
@@ -56,7 +56,7 @@ def main() -> None:
     base = str(pull("smollm2-135m-instruct"))
     tokenizer = load_tokenizer(base)
     params = sum(p.numel() for p in load_model(base).parameters())
-    gflops = max(matmul_gflops()) if dtype == "float32" else bfloat16_matmul_gflops()
+    gflops = ceiling_gflops(dtype)
     conversations = load_conversations(load_trait("lucky").seed_path)[:32]
     tokens = sum(min(512, chat_length(tokenizer, c)) for c in conversations)
     with tempfile.TemporaryDirectory() as tmp:

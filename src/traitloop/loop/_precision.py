@@ -71,8 +71,8 @@ def stage_precision(run: Run, stage: str) -> dict[str, str]:
                     f"precisions. Set dtype: {made['dtype']} to match it, or allow_mixed_precision: true to "
                     "mix them, or start a new --output"
                 )
-        for other, trained in recorded_train_dtypes(run):
-            if trains and other != stage and trained != trains[TRAIN_DTYPE]:
+        for other, trained in recorded_train_dtypes(run) if trains else []:
+            if other != stage and trained != trains[TRAIN_DTYPE]:
                 raise UserError(
                     f"stage {stage} would train in {trains[TRAIN_DTYPE]}, but stage {other} of this run trained in "
                     f"{trained}: one chain of generations would mix training precisions (dtype: auto trains in "

@@ -87,7 +87,7 @@ def pooled_states(
     """
     order = sorted(range(len(spans)), key=lambda i: len(spans[i].ids))
     pooled: list[np.ndarray | None] = [None] * len(spans)
-    with blocks_up_to(model, None if layers is None else max(layers)):
+    with _blocks_up_to(model, None if layers is None else max(layers)):
         for first in range(0, len(order), batch_size):
             batch = [spans[i] for i in order[first : first + batch_size]]
             picked = order[first : first + batch_size]
@@ -99,7 +99,7 @@ def pooled_states(
 
 
 @contextmanager
-def blocks_up_to(model: PreTrainedModel, layer: int | None) -> Iterator[None]:
+def _blocks_up_to(model: PreTrainedModel, layer: int | None) -> Iterator[None]:
     """Within the block, the model runs its decoder blocks only as far as hidden state ``layer`` needs (and one
     more: the last state a model returns is its final norm's, not its last block's). The states up to ``layer``
     are the same; the blocks after it, which nothing reads, are not computed (a persona direction reads layer 12

@@ -7,7 +7,6 @@ May import: config, io, errors, _atomic.
 from traitloop.models._device import (
     CPU_FLOAT32,
     Precision,
-    cpu_computes_bfloat16,
     dtype_name,
     resolve_device,
     resolve_precision,
@@ -32,7 +31,6 @@ __all__ = [
     "ModelShape",
     "REGISTRY",
     "Precision",
-    "cpu_computes_bfloat16",
     "base_view",
     "cache_dir",
     "dtype_name",
