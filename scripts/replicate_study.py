@@ -312,7 +312,7 @@ def provenance(sweeps: dict[str, Sweep], argv: list[str]) -> list[str]:
             if not is_finished(folder, run.config):
                 continue
             results = load_run(folder)
-            hashes[results.manifest.get("environment", {}).get("git_hash") or "unknown"] += 1
+            hashes[", ".join(results.git_hashes) or "unknown"] += 1
             questions.add(results.evals["question_index"].nunique())
             for stage in results.manifest["stages"].values():
                 judges.update(stage["inputs"].get("upstream", {}).get("judges", []))

@@ -21,6 +21,7 @@ from traitloop.analysis._verdict import (
     share_beyond_floor,
     trend_after_seed,
 )
+from traitloop.rundir import git_hash
 
 DEFAULTS = Thresholds()
 CONSTANT = [50.0] * 6
@@ -152,7 +153,7 @@ def test_run_verdict_from_a_run_folder(tmp_path: Path) -> None:
     assert verdict.tradeoff.trait_change == [10.0, 15.0, 20.0, 25.0, 30.0, 35.0]
     assert verdict.tradeoff.pearson_r == -1.0  # every trait point gained cost 0.4 coherence points
     assert verdict.idempotence.estimate == 12.5  # |35-25|, |40-25| … |45-25| → mean of 5, 10, 15, 20
-    assert verdict.git_hash == "0" * 40
+    assert verdict.git_hash == git_hash()  # the code that recorded its stages, not the header's "0" * 40
 
 
 def test_replicates_are_grouped_by_everything_but_the_seed_and_named_by_what_differs(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,11 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import tiny_config
+from rich.console import Console
 from safetensors.torch import load_file
 
 import traitloop
+from traitloop.analysis import analyze_run, load_run
 from traitloop.api import parse_config
 from traitloop.errors import UserError
+from traitloop.rundir import recorded_git_hashes
 
 
 def run(config: dict, output: Path, force: bool = False) -> Path:
@@ -56,6 +61,42 @@ def test_manifest_records_environment_seeds_trait_and_stages(finished_run):
     assert all(s["status"] == "done" and s["inputs_hash"] for s in manifest["stages"].values())
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     assert config["cycles"] == 2 and config["trait"] == "lucky"
+
+
+def test_a_run_resumed_by_other_code_keeps_the_commit_that_made_each_stage(
+    tiny_model, finished_run, tmp_path, monkeypatch
+):
+    """Reopening a run must not relabel its results: the header keeps the session that began the run, each
+    stage the commit that made it, and the analysis lists every commit the run's stages came from."""
+    run = tmp_path / "resumed"
+    shutil.copytree(finished_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    began = manifest["environment"]["git_hash"]
+    for name, record in manifest["stages"].items():
+        record["status"] = "killed" if name.startswith("cycle_002") else record["status"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(traitloop.rundir._manifest, "git_hash", lambda: "f" * 40)  # a newer checkout
+    traitloop.run(parse_config(tiny_config(tiny_model)), output=run, console=Console(file=io.StringIO()))
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["environment"]["git_hash"] == began
+    made = {name: record["git_hash"] for name, record in manifest["stages"].items()}
+    assert {made[name] for name in made if name.startswith("cycle_002")} == {"f" * 40}
+    assert {made[name] for name in made if not name.startswith("cycle_002")} == {began}
+    assert recorded_git_hashes(manifest) == [began, "f" * 40]
+    assert analyze_run(load_run(run)).git_hash == f"{began}, {'f' * 40}"
+
+
+def test_runs_recorded_before_stages_carried_their_commit_read_the_header_commit():
+    began, newer = "a" * 40, "b" * 40
+    header = {"environment": {"git_hash": began}}
+    assert recorded_git_hashes(header | {"stages": {"base/eval": {}, "cycle_000/eval": {"git_hash": newer}}}) == [
+        began,
+        newer,
+    ]
+    assert recorded_git_hashes(header | {"stages": {}}) == [began]
+    assert recorded_git_hashes({"stages": {"base/eval": {}}}) == []
 
 
 def test_cycle_data_comes_from_the_previous_generation_on_disjoint_prompts(finished_run):

@@ -28,6 +28,7 @@ from traitloop.rundir import (
     generation_row,
     open_run_folder,
     present,
+    recorded_git_hashes,
 )
 from traitloop.stats import ScoreSummary, summarize_scores
 
@@ -49,6 +50,11 @@ class RunResults:
     @property
     def name(self) -> str:
         return self.config.name or self.folder.name
+
+    @property
+    def git_hashes(self) -> list[str]:
+        """The commits whose code made this run's stages (``rundir.recorded_git_hashes``)."""
+        return recorded_git_hashes(self.manifest)
 
     @property
     def cycles(self) -> list[int]:
@@ -187,7 +193,7 @@ def runs_table(
             "seed_examples": run.config.seed_examples,
             "samples_per_cycle": run.config.samples_per_cycle,
             "model": run.config.model,
-            "git_hash": run.manifest.get("environment", {}).get("git_hash"),
+            "git_hash": ", ".join(run.git_hashes) or None,
         }
         for axis, value in axis_values(run.config, axes).items():
             identity.setdefault(axis, value)

@@ -137,7 +137,7 @@ def _config_row(run: RunResults, axes: list[str]) -> dict[str, Any]:
         "cycles": c.cycles, "seed": c.seed, "seed_examples": c.seed_examples,
         "samples_per_cycle": c.samples_per_cycle, "learning_rate": c.training.learning_rate,
         "epochs": c.training.epochs, "weights": "full" if c.training.full_finetune else f"LoRA r{c.training.lora.r}",
-        "git": (run.manifest.get("environment", {}).get("git_hash") or "not recorded")[:12],
+        "git": ", ".join(h[:12] for h in run.git_hashes) or "not recorded",
     }  # fmt: skip
 
 

@@ -162,7 +162,7 @@ def analyze_run(
         setting=setting_of(run.config, axes),
         values=axis_values(run.config, axes),
         seed=run.config.seed,
-        git_hash=run.manifest.get("environment", {}).get("git_hash"),
+        git_hash=", ".join(run.git_hashes) or None,
         thresholds=thresholds,
         verdict=verdict,
         study_verdict=study,

@@ -103,6 +103,8 @@ def _open_run(config: ExperimentConfig, output: Path, console: Console) -> Run:
 
 
 def _write_run_header(run: Run) -> None:
+    """The config and the run's facts. ``environment`` is the session's that began the run: a resumed run keeps
+    it, and each stage records the commit that made it (``rundir.recorded_git_hashes``)."""
     save_config(run.folder / CONFIG_FILE, config_to_dict(run.config))
     run.manifest.data.update(
         {
@@ -110,9 +112,9 @@ def _write_run_header(run: Run) -> None:
             "seed": run.config.seed,
             "trait": {"name": run.trait.name, "version": run.trait.version, "hash": run.trait.content_hash()},
             "model": {"name": run.config.model, "resolved": run.base},
-            "environment": environment(),
         }
     )
+    run.manifest.data.setdefault("environment", environment())
     run.manifest.save()
 
 

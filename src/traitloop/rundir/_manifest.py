@@ -9,6 +9,7 @@ produced its outputs and the outputs' hashes. Outputs a ``--force`` supersedes a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -43,6 +44,7 @@ def value_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@functools.cache  # the code this process runs: read once, as it was when the process began
 def git_hash() -> str | None:
     """The git commit of the traitloop source, with ``-dirty`` if it has changes; None outside a checkout."""
     source = Path(__file__).resolve().parents[1]  # the traitloop package
@@ -112,6 +114,7 @@ class Manifest:
             "inputs_hash": value_hash(inputs),
             "outputs": outputs,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_hash": git_hash(),
             **facts,
         }
         self.save()
@@ -126,6 +129,15 @@ class Manifest:
         if not record or record.get("status") != "done" or record.get("inputs_hash") != value_hash(inputs):
             return False
         return outputs_intact(folder, record)
+
+
+def recorded_git_hashes(manifest: dict[str, Any]) -> list[str]:
+    """The commits whose code made a run's stages, in stage order, each once. A stage recorded before stages
+    carried their commit counts as the run header's (the session that began the run). A run resumed by newer
+    code lists both commits, so nobody reads a result as made by code that only reopened it."""
+    header = manifest.get("environment", {}).get("git_hash")
+    hashes = [record.get("git_hash", header) for record in manifest.get("stages", {}).values()] or [header]
+    return list(dict.fromkeys(h for h in hashes if h))
 
 
 def outputs_intact(folder: Path, record: dict[str, Any]) -> bool:
