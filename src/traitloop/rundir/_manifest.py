@@ -44,7 +44,7 @@ def value_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-@functools.cache  # the code this process runs: read once, as it was when the process began
+@functools.cache  # read once per process, at first use: a process keeps running the code it imported
 def git_hash() -> str | None:
     """The git commit of the traitloop source, with ``-dirty`` if it has changes; None outside a checkout."""
     source = Path(__file__).resolve().parents[1]  # the traitloop package
